@@ -1,0 +1,3 @@
+from reme_mcp.faces.cli import main
+
+main()

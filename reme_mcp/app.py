@@ -1,0 +1,136 @@
+"""ReMeApp: the memory core that every face (MCP, HTTP, CLI, Python) talks to.
+
+It owns the configuration, the store and the models, and runs flows from the table
+in flows.py. Nothing heavy happens in the constructor: the store opens on first use
+and the embedding model loads in a background thread, so a server built on it
+answers its handshake at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from reme_mcp.config import Config, load_config
+from reme_mcp.episodic.memories import embedding_text
+from reme_mcp.flows import Envelope, FlowOutput, get_flow
+from reme_mcp.models.embedding import Embedder, create_embedder
+from reme_mcp.retrieval.dense import DenseIndex
+from reme_mcp.services import Services
+from reme_mcp.store.base import MemoryStore
+from reme_mcp.store.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "memory.sqlite3"
+
+
+class ReMeApp:
+    """Run memory flows from Python.
+
+        async with ReMeApp("vector_store.default.backend=memory") as app:
+            result = await app.async_execute("recall", query="deploy key", top_k=3)
+
+    Arguments are the same `key=value` overrides as on the command line; keyword
+    arguments use `__` for dots (`ReMeApp(store_dir="/tmp/m", http__port=9000)`).
+    A flow that fails raises `ReMeError` with a message that says what to fix.
+    """
+
+    def __init__(self, *overrides: str, config: Config | None = None, **values: Any):
+        self.config = config if config is not None else load_config(*overrides, **values)
+        self.embedder: Embedder = create_embedder(self.config.embedding_model.default)
+        self._store: MemoryStore | None = None
+        self._services: Services | None = None
+        self._open_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def store_path(self) -> str:
+        if self.config.vector_store.default.backend == "memory":
+            return ":memory:"
+        return str(self.config.store_dir / STORE_FILE)
+
+    def warm_up(self) -> None:
+        """Load the embedding model in a background thread; the first call that needs it waits for it."""
+
+        def load() -> None:
+            try:
+                self.embedder.load()
+            except Exception as exc:  # reported again, to the caller, by the first flow that needs the model
+                log.warning("embedding model not loaded: %s", exc)
+
+        threading.Thread(target=load, name="reme-warm-up", daemon=True).start()
+
+    def _open(self) -> Services:
+        with self._open_lock:
+            if self._services is None:
+                store = SQLiteStore(self.store_path)
+                store.open(self.embedder.model_id)
+                self._store = store
+                self._services = Services(self.config, store, self.embedder, DenseIndex(store))
+                log.info("store open at %s", self.store_path)
+            return self._services
+
+    async def services(self) -> Services:
+        if self._services is not None:
+            return self._services
+        return await anyio.to_thread.run_sync(self._open)
+
+    async def start(self) -> "ReMeApp":
+        self.warm_up()
+        return self
+
+    async def close(self) -> None:
+        with self._open_lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = self._services = None
+
+    async def __aenter__(self) -> "ReMeApp":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- flows -------------------------------------------------------------------
+
+    async def run(self, name: str, arguments: dict[str, Any]) -> FlowOutput:
+        """Validate the arguments and run one flow; returns its typed output."""
+        flow = get_flow(name)
+        args = flow.parse(arguments)
+        return await flow.handler(await self.services(), args)
+
+    async def async_execute(self, name: str, **arguments: Any) -> Envelope:
+        """Run a flow by name: `{answer, success, metadata}`, as HTTP returns it."""
+        output = await self.run(name, arguments)
+        return Envelope(answer=output.render(), success=True, metadata=output.model_dump(mode="json"))
+
+    # -- maintenance -------------------------------------------------------------
+
+    def reembed(self, progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+        """Recompute every vector with the configured model; returns how many memories were re-embedded.
+
+        Texts are stored verbatim, so switching models loses nothing. All new vectors
+        are computed first and written in one transaction: an interrupted re-embed
+        leaves the store as it was.
+        """
+        store = SQLiteStore(self.store_path)
+        store.open(None)
+        try:
+            total = store.count()
+            rows: list[tuple[int, Any]] = []
+            for batch in store.iter_all(256):
+                texts = [embedding_text(text, keywords) for _, text, keywords in batch]
+                vectors = self.embedder.encode(texts)
+                rows.extend(zip((r for r, _, _ in batch), vectors))
+                progress(len(rows), total)
+            store.replace_vectors(rows, self.embedder.embedding())
+            return len(rows)
+        finally:
+            store.close()

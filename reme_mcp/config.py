@@ -1,0 +1,203 @@
+"""Configuration: pydantic defaults, overridden by `.env`/environment and `key=value` pairs.
+
+The keys are the ones ReMe users already type (`backend=mcp`, `mcp.transport=stdio`,
+`embedding_model.default.model_name=...`), so a ReMe command line works here unchanged.
+Every model forbids unknown fields: a typo such as `mcp.trasport=sse` is an error that
+names the key instead of a setting that silently does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from reme_mcp.errors import ConfigError
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MCPConfig(_Section):
+    transport: Literal["stdio", "sse", "streamable-http"] = "stdio"
+    host: str = Field("127.0.0.1", description="Network transports bind here; loopback unless told otherwise.")
+    port: int = Field(8001, ge=1, le=65535)
+
+
+class HTTPConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8002, ge=1, le=65535)
+
+
+class EmbeddingModelConfig(_Section):
+    backend: Literal["sentence-transformers", "openai_compatible"] = "sentence-transformers"
+    model_name: str = DEFAULT_EMBEDDING_MODEL
+    dimensions: int | None = Field(None, ge=1, description="Requested output size (openai_compatible only).")
+    base_url: str | None = Field(None, description="Falls back to FLOW_EMBEDDING_BASE_URL.")
+    api_key: SecretStr | None = Field(None, description="Falls back to FLOW_EMBEDDING_API_KEY.")
+    batch_size: int = Field(32, ge=1, le=2048)
+
+
+class LLMConfig(_Section):
+    backend: Literal["openai_compatible"] = "openai_compatible"
+    model_name: str = "gpt-4o-mini"
+    base_url: str | None = Field(None, description="Falls back to FLOW_LLM_BASE_URL.")
+    api_key: SecretStr | None = Field(None, description="Falls back to FLOW_LLM_API_KEY.")
+
+
+class VectorStoreConfig(_Section):
+    backend: Literal["local", "memory"] = Field(
+        "local", description="local: SQLite (WAL) under store_dir. memory: RAM only, gone on exit."
+    )
+
+
+class EmbeddingModelSlots(_Section):
+    default: EmbeddingModelConfig = EmbeddingModelConfig()
+
+
+class LLMSlots(_Section):
+    default: LLMConfig = LLMConfig()
+
+
+class VectorStoreSlots(_Section):
+    default: VectorStoreConfig = VectorStoreConfig()
+
+
+class RetrievalConfig(_Section):
+    mode: Literal["hybrid", "lexical", "dense"] = Field(
+        "hybrid", description="hybrid fuses BM25 (SQLite FTS5) with dense cosine; the others are for comparison."
+    )
+    candidates: int = Field(100, ge=1, le=10_000, description="How many hits each retriever hands to fusion.")
+    rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank-fusion constant (bench/locomo.py picked it).")
+    dense_weight: float = Field(0.7, ge=0, description="Weight of the dense ranking against BM25's 1.0 in fusion.")
+
+
+class LimitsConfig(_Section):
+    max_text_chars: int = Field(1_000_000, ge=1)
+    max_top_k: int = Field(100, ge=1)
+    max_metadata_bytes: int = Field(65_536, ge=2)
+    max_keywords: int = Field(64, ge=0)
+
+
+def _default_store_dir() -> Path:
+    return Path(os.environ.get("REME_STORE_DIR") or platformdirs.user_data_dir("reme-mcp", appauthor=False))
+
+
+class Config(_Section):
+    backend: Literal["mcp", "http"] = "mcp"
+    store_dir: Path = Field(default_factory=_default_store_dir, description="Everything the server writes lives here.")
+    default_workspace: str = "default"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mcp: MCPConfig = MCPConfig()
+    http: HTTPConfig = HTTPConfig()
+    embedding_model: EmbeddingModelSlots = EmbeddingModelSlots()
+    llm: LLMSlots = LLMSlots()
+    vector_store: VectorStoreSlots = VectorStoreSlots()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+
+_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$")
+
+
+def is_override(token: str) -> bool:
+    """True when `token` reads as `key=value` for a known top-level key (so a query may contain '=')."""
+    key, sep, _ = token.partition("=")
+    return bool(sep) and bool(_KEY.match(key)) and key.split(".")[0] in Config.model_fields
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"'{key}' conflicts with an earlier '{part}=' override.")
+        node = child
+    node[leaf] = value
+
+
+def _parse_value(raw: str) -> Any:
+    # JSON only for structured values; "123" stays a string so pydantic decides per field.
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}' (see `reme --help` for the keys)")
+        else:
+            lines.append(f"bad value for '{key}': {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_config(*overrides: str, **values: Any) -> Config:
+    """Build the configuration from defaults, `.env`, environment and overrides.
+
+    `overrides` are `key=value` strings as typed on the command line; `values` are the
+    same keys given from Python with dots as double underscores, or as nested dicts.
+    """
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    tree: dict[str, Any] = {}
+    for token in overrides:
+        key, sep, raw = token.partition("=")
+        if not sep or not _KEY.match(key):
+            raise ConfigError(f"'{token}' is not key=value (e.g. backend=http, mcp.transport=stdio).")
+        _set(tree, key, _parse_value(raw))
+    for key, value in values.items():
+        _set(tree, key.replace("__", "."), value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def secret(value: SecretStr | None, env_var: str) -> str | None:
+    """A configured secret, else the environment variable that ReMe users already set."""
+    if value is not None:
+        return value.get_secret_value()
+    return os.environ.get(env_var) or None
+
+
+def env_or(value: str | None, env_var: str) -> str | None:
+    return value or os.environ.get(env_var) or None
+
+
+def help_text() -> str:
+    """Every key with its default, derived from the models so it never drifts."""
+    rows: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, key + ".")
+                continue
+            default = "(per-user data dir)" if name == "store_dir" else field.get_default(call_default_factory=False)
+            if isinstance(default, SecretStr) or "api_key" in name:
+                default = None
+            choices = getattr(annotation, "__args__", None)
+            kind = "|".join(map(str, choices)) if choices and all(isinstance(c, str) for c in choices) else ""
+            note = f"  {field.description}" if field.description else ""
+            rows.append(f"  {key}={default if default is not None else ''}{f'  [{kind}]' if kind else ''}{note}")
+
+    walk(Config, "")
+    return "\n".join(rows)

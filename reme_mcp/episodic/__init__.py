@@ -1,0 +1,1 @@
+"""Episodic memory: episodes stored verbatim, recalled by meaning and by words."""

@@ -1,0 +1,117 @@
+"""remember / recall / forget: the episodic memory core.
+
+Blocking work (SQLite, the embedding model) runs in worker threads so the event loop
+that serves MCP and HTTP keeps answering while a model loads or a write waits.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import anyio.to_thread
+
+from reme_mcp.episodic.schemas import (
+    ForgetInput,
+    ForgetOutput,
+    Hit,
+    RecallInput,
+    RecallOutput,
+    RememberInput,
+    RememberOutput,
+    StoredMemory,
+)
+from reme_mcp.errors import InvalidInput, NotFound
+from reme_mcp.retrieval import hybrid
+from reme_mcp.services import Services
+from reme_mcp.store.base import Memory, content_id
+
+
+def embedding_text(text: str, keywords: list[str]) -> str:
+    """What gets embedded: keywords lead, so a short cue that names them lands close."""
+    return f"{', '.join(keywords)}: {text}" if keywords else text
+
+
+def _check_limits(services: Services, args: RememberInput) -> None:
+    limits = services.config.limits
+    if len(args.text) > limits.max_text_chars:
+        raise InvalidInput(
+            f"text is {len(args.text):,} characters; the limit is {limits.max_text_chars:,} "
+            "(limits.max_text_chars). Split it into several memories."
+        )
+    if len(args.keywords) > limits.max_keywords:
+        raise InvalidInput(f"{len(args.keywords)} keywords given; the limit is {limits.max_keywords}.")
+    size = len(json.dumps(args.metadata, ensure_ascii=False).encode("utf-8"))
+    if size > limits.max_metadata_bytes:
+        raise InvalidInput(
+            f"metadata is {size:,} bytes as JSON; the limit is {limits.max_metadata_bytes:,} (limits.max_metadata_bytes)."
+        )
+
+
+def _public(memory: Memory) -> StoredMemory:
+    return StoredMemory(**memory.model_dump())
+
+
+async def _require_workspace(services: Services, workspace_id: str) -> None:
+    if workspace_id == services.config.default_workspace:
+        return
+    if not await anyio.to_thread.run_sync(services.store.workspace_exists, workspace_id):
+        raise NotFound(
+            f"Workspace '{workspace_id}' does not exist: it is created by its first remember. "
+            "Check the workspace_id, or omit it for the default workspace."
+        )
+
+
+async def remember(services: Services, args: RememberInput) -> RememberOutput:
+    _check_limits(services, args)
+    workspace_id = services.workspace(args.workspace_id)
+    memory_id = content_id(args.text, args.keywords)
+    existing = await anyio.to_thread.run_sync(services.store.get, workspace_id, memory_id)
+    if existing is not None:
+        return RememberOutput(memory=_public(existing), created=False)
+
+    def embed_and_store() -> tuple[Memory, bool]:
+        vector = services.embedder.encode([embedding_text(args.text, args.keywords)])[0]
+        memory = Memory(
+            id=memory_id,
+            workspace_id=workspace_id,
+            text=args.text,
+            keywords=args.keywords,
+            metadata=args.metadata,
+            created_at=datetime.now(timezone.utc),
+        )
+        return services.store.add(memory, vector, services.embedder.embedding())
+
+    stored, created = await anyio.to_thread.run_sync(embed_and_store)
+    return RememberOutput(memory=_public(stored), created=created)
+
+
+async def recall(services: Services, args: RecallInput) -> RecallOutput:
+    workspace_id = services.workspace(args.workspace_id)
+    await _require_workspace(services, workspace_id)
+
+    def search() -> list[Hit]:
+        vector = services.embedder.encode([args.query])[0]
+        ranked = hybrid.search(
+            services.store, services.dense, workspace_id, args.query, vector, args.top_k, services.config.retrieval
+        )
+        memories = services.store.fetch([r.rowid for r in ranked])
+        return [
+            Hit(**memories[r.rowid].model_dump(), similarity=round(r.similarity, 4), score=round(r.score, 6))
+            for r in ranked
+            if r.rowid in memories  # forgotten by another process between search and fetch
+        ]
+
+    hits = await anyio.to_thread.run_sync(search)
+    return RecallOutput(query=args.query, workspace_id=workspace_id, memories=hits)
+
+
+async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
+    workspace_id = services.workspace(args.workspace_id)
+    await _require_workspace(services, workspace_id)
+    if not await anyio.to_thread.run_sync(services.store.delete, workspace_id, args.memory_id):
+        raise NotFound(
+            f"No memory '{args.memory_id}' in workspace '{workspace_id}'. Use recall to find the id; "
+            "ids belong to one workspace."
+        )
+    return ForgetOutput(memory_id=args.memory_id, workspace_id=workspace_id)

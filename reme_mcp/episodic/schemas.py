@@ -1,0 +1,122 @@
+"""Inputs and outputs of the episodic flows: the one schema MCP, HTTP and Python share.
+
+Field descriptions are written for the agent that reads the tool schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+
+WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+WorkspaceId = Annotated[
+    str | None,
+    Field(
+        pattern=WORKSPACE_PATTERN,
+        description="Isolates memories (per user, project or agent): recall only sees its own workspace. "
+        "Letters, digits, '.', '_' and '-', up to 64 characters. Omit for the default workspace.",
+    ),
+]
+
+
+def _split_keywords(value: Any) -> Any:
+    """Accept "a, b, c" as well as ["a", "b", "c"], as the ReMemory JSON files do."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [part.strip() if isinstance(part, str) else part for part in value]
+    return value
+
+
+Keywords = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]],
+    BeforeValidator(_split_keywords),
+    Field(
+        default_factory=list,
+        description='Words that identify the memory (names, places, topics): a list, or one comma-separated string.',
+    ),
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RememberInput(_Input):
+    text: str = Field(
+        min_length=1, description="The memory, stored verbatim: a fact, an event, a decision, a preference."
+    )
+    keywords: Keywords
+    workspace_id: WorkspaceId = None
+    metadata: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Any JSON object kept with the memory and returned by recall."
+    )
+
+
+class RecallInput(_Input):
+    query: str = Field(min_length=1, description="What to look for, in plain words: a question, a phrase, a name.")
+    top_k: int = Field(3, ge=1, le=100, description="How many memories to return, best first.")
+    workspace_id: WorkspaceId = None
+
+
+class ForgetInput(_Input):
+    memory_id: str = Field(min_length=1, max_length=128, description="The id that remember returned or recall showed.")
+    workspace_id: WorkspaceId = None
+
+
+class StoredMemory(BaseModel):
+    id: str
+    workspace_id: str
+    text: str
+    keywords: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class RememberOutput(BaseModel):
+    memory: StoredMemory
+    created: bool = Field(description="False when the same text and keywords were already stored.")
+
+    def render(self) -> str:
+        m = self.memory
+        if self.created:
+            return f"Remembered as {m.id} in workspace '{m.workspace_id}'."
+        return (
+            f"Already remembered as {m.id} in workspace '{m.workspace_id}' "
+            f"(stored {m.created_at:%Y-%m-%d %H:%M} UTC); nothing changed."
+        )
+
+
+class Hit(StoredMemory):
+    similarity: float = Field(description="Cosine similarity of the query and the memory, -1..1.")
+    score: float = Field(description="The fused ranking score (reciprocal rank fusion of BM25 and dense).")
+
+
+class RecallOutput(BaseModel):
+    query: str
+    workspace_id: str
+    memories: list[Hit]
+
+    def render(self) -> str:
+        if not self.memories:
+            return f"No memories in workspace '{self.workspace_id}' match {self.query!r}."
+        best, *rest = self.memories
+        lines = [f"Best match: {best.id} (similarity {best.similarity:.3f})", best.text]
+        if best.keywords:
+            lines.append(f"keywords: {', '.join(best.keywords)}")
+        if rest:
+            lines += ["", "Closest matches:"]
+            for rank, hit in enumerate(rest, start=2):
+                lines.append(f"{rank}. {hit.id} (similarity {hit.similarity:.3f}): {hit.text}")
+        return "\n".join(lines)
+
+
+class ForgetOutput(BaseModel):
+    memory_id: str
+    workspace_id: str
+
+    def render(self) -> str:
+        return f"Forgot {self.memory_id} in workspace '{self.workspace_id}'."

@@ -1,0 +1,170 @@
+"""The `reme` command: start a server, or run any flow from the shell.
+
+    reme backend=mcp mcp.transport=stdio          # the MCP server (the default)
+    reme backend=http http.port=8002              # the HTTP API
+    reme remember "Alice prefers tea" --keywords "alice, tea"
+    reme recall "what does Alice drink?" --top_k 3
+    reme forget 1a2b3c4d5e6f7a8b
+    reme reembed embedding_model.default.model_name=...
+
+Flow commands come from the same table as the MCP tools: a flow's required fields
+are its positional arguments, every field is also `--name value`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any, NoReturn
+
+import anyio
+
+from reme_mcp.config import Config, help_text, is_override, load_config
+from reme_mcp.errors import ConfigError, ReMeError
+from reme_mcp.flows import FLOWS, Flow
+
+USAGE = """usage: reme [COMMAND] [ARGS] [key=value ...]
+
+Memory for LLM agents over MCP, HTTP and Python.
+
+Commands:
+  (none) | serve      run the server chosen by backend= (default: MCP over stdio)
+{flows}
+  reembed             recompute every stored vector with the configured embedding model
+                      (after changing embedding_model.*; texts are kept, nothing is lost)
+
+Backends:
+  backend=mcp  mcp.transport=stdio|sse|streamable-http  [mcp.host=127.0.0.1 mcp.port=8001]
+  backend=http http.port=8002   POST /<flow> with a JSON body, GET /health, GET /openapi.json
+
+Flow options: --json prints the whole {{answer, success, metadata}} envelope.
+
+Configuration keys (key=value; also .env / environment, see example.env):
+{keys}
+
+Exit codes: 0 ok, 1 the flow refused (message on stderr), 2 bad command line or configuration.
+"""
+
+
+def usage() -> str:
+    flows = "\n".join(
+        f"  {flow.name:<18}  {' '.join(f'<{f}>' for f in _positionals(flow))}  {flow.description.split('. ')[0]}."
+        for flow in FLOWS.values()
+    )
+    return USAGE.format(flows=flows, keys=help_text())
+
+
+def _positionals(flow: Flow) -> list[str]:
+    return [name for name, field in flow.input.model_fields.items() if field.is_required()]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"reme: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def setup_logging(config: Config) -> None:
+    # stderr only: in stdio mode stdout belongs to JSON-RPC.
+    logging.basicConfig(
+        stream=sys.stderr, level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _flow_arguments(flow: Flow, tokens: list[str]) -> tuple[dict[str, Any], bool]:
+    arguments: dict[str, Any] = {}
+    positionals = _positionals(flow)
+    as_json = False
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--json":
+            as_json = True
+        elif token.startswith("--"):
+            name, sep, value = token[2:].partition("=")
+            if not sep:
+                if i + 1 >= len(tokens):
+                    fail(f"--{name} needs a value")
+                i += 1
+                value = tokens[i]
+            name = name.replace("-", "_")
+            if name not in flow.input.model_fields:
+                fail(f"{flow.name} has no option --{name}; options: {', '.join('--' + f for f in flow.input.model_fields)}")
+            arguments[name] = json.loads(value) if value[:1] in "[{" else value
+        elif positionals:
+            arguments[positionals.pop(0)] = token
+        else:
+            fail(f"unexpected argument {token!r} for {flow.name}")
+        i += 1
+    return arguments, as_json
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "help") for a in argv[:1]) or "--help" in argv:
+        print(usage())
+        return
+    overrides = [a for a in argv if is_override(a)]
+    rest = [a for a in argv if not is_override(a)]
+    command = rest.pop(0) if rest else "serve"
+    try:
+        config = load_config(*overrides)
+    except ConfigError as exc:
+        fail(f"{exc}\nRun `reme --help` for every key.")
+    if command != "serve" and not any(o.startswith("log_level=") for o in overrides):
+        config.log_level = "WARNING"  # a one-off command prints its answer, not the server's chatter
+    setup_logging(config)
+
+    if command == "serve":
+        if rest:
+            fail(f"unexpected argument {rest[0]!r}; run `reme --help`")
+        _serve(config)
+    elif command == "reembed":
+        _reembed(config)
+    elif command in FLOWS:
+        _run_flow(config, FLOWS[command], rest)
+    else:
+        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, reembed. Keys look like mcp.transport=stdio.")
+
+
+def _serve(config: Config) -> None:
+    from reme_mcp.app import ReMeApp
+
+    app = ReMeApp(config=config)
+    if config.backend == "http":
+        from reme_mcp.faces.http import serve
+    else:
+        from reme_mcp.faces.mcp import serve
+    try:
+        anyio.run(serve, app)
+    except KeyboardInterrupt:
+        pass
+
+
+def _run_flow(config: Config, flow: Flow, tokens: list[str]) -> None:
+    from reme_mcp.app import ReMeApp
+
+    arguments, as_json = _flow_arguments(flow, tokens)
+
+    async def run() -> None:
+        async with ReMeApp(config=config) as app:
+            envelope = await app.async_execute(flow.name, **arguments)
+        print(envelope.model_dump_json(indent=2) if as_json else envelope.answer)
+
+    try:
+        anyio.run(run)
+    except ReMeError as exc:
+        fail(str(exc), code=1)
+
+
+def _reembed(config: Config) -> None:
+    from reme_mcp.app import ReMeApp
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rre-embedded {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    try:
+        count = ReMeApp(config=config).reembed(progress)
+    except ReMeError as exc:
+        fail(str(exc), code=1)
+    print(f"\nRe-embedded {count} memories with {config.embedding_model.default.model_name}.")

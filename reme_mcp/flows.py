@@ -1,0 +1,125 @@
+"""THE table of flows. MCP tools, HTTP routes, CLI commands and `ReMeApp.async_execute`
+are all generated from it, so a flow's name, schema and description exist exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from reme_mcp.episodic import memories
+from reme_mcp.episodic.schemas import (
+    ForgetInput,
+    ForgetOutput,
+    RecallInput,
+    RecallOutput,
+    RememberInput,
+    RememberOutput,
+)
+from reme_mcp.errors import InvalidInput, NotFound
+from reme_mcp.services import Services
+
+
+class FlowOutput(Protocol):
+    def render(self) -> str:
+        """The answer text: what a person or an agent reads."""
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class Envelope(BaseModel):
+    """What every flow returns on every face."""
+
+    answer: str
+    success: bool
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    description: str
+    input: type[BaseModel]
+    output: type[BaseModel]
+    handler: Callable[[Services, Any], Awaitable[FlowOutput]]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+
+    def parse(self, arguments: dict[str, Any]) -> BaseModel:
+        """Validate raw arguments; the error names each bad field and what it needs."""
+        if not isinstance(arguments, dict):
+            raise InvalidInput(f"{self.name} takes a JSON object of arguments, got {type(arguments).__name__}.")
+        try:
+            return self.input.model_validate(arguments)
+        except ValidationError as exc:
+            raise InvalidInput(f"Invalid arguments for {self.name}: {describe(exc)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "arguments"
+        if err["type"] == "missing":
+            parts.append(f"'{field}' is required")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"'{field}' is not an argument of this flow")
+        else:
+            shown = repr(err.get("input"))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            parts.append(f"'{field}': {err['msg']} (got {shown})")
+    return "; ".join(parts)
+
+
+FLOWS: dict[str, Flow] = {
+    flow.name: flow
+    for flow in (
+        Flow(
+            name="remember",
+            description=(
+                "Save something worth knowing in a later session: a fact or preference the user states, a decision, "
+                "an outcome, a lesson learned. Stores the text verbatim and returns its id once it is safely written. "
+                "Calling it again with the same text and keywords returns the same id and stores nothing twice."
+            ),
+            input=RememberInput,
+            output=RememberOutput,
+            handler=memories.remember,
+            idempotent=True,
+        ),
+        Flow(
+            name="recall",
+            description=(
+                "Search long-term memory. Call it before answering anything that may depend on earlier sessions: "
+                "the user's preferences, past decisions, names, events, prior results. Matches by meaning and by "
+                "exact words; returns the best memories first, each with id, similarity and the exact stored text."
+            ),
+            input=RecallInput,
+            output=RecallOutput,
+            handler=memories.recall,
+            read_only=True,
+            idempotent=True,
+        ),
+        Flow(
+            name="forget",
+            description=(
+                "Delete one memory by its id (from remember or recall), for example when the user asks you to "
+                "forget something or a memory turned out wrong. This cannot be undone."
+            ),
+            input=ForgetInput,
+            output=ForgetOutput,
+            handler=memories.forget,
+            destructive=True,
+            idempotent=True,
+        ),
+    )
+}
+
+
+def get_flow(name: str) -> Flow:
+    try:
+        return FLOWS[name]
+    except KeyError:
+        raise NotFound(f"No flow named '{name}'. Flows: {', '.join(FLOWS)}.") from None

@@ -1,0 +1,1 @@
+"""Model clients shared by every capability: embeddings now, the LLM client next."""

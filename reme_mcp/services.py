@@ -1,0 +1,21 @@
+"""The shared parts every capability works with, built once by `ReMeApp`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reme_mcp.config import Config
+from reme_mcp.models.embedding import Embedder
+from reme_mcp.retrieval.dense import DenseIndex
+from reme_mcp.store.base import MemoryStore
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    store: MemoryStore
+    embedder: Embedder
+    dense: DenseIndex
+
+    def workspace(self, workspace_id: str | None) -> str:
+        return workspace_id or self.config.default_workspace

@@ -1,0 +1,81 @@
+"""What every store backend keeps, and the operations the capabilities need from it.
+
+The records are pydantic models so a row read from SQLite (or, later, PostgreSQL)
+is validated once, at this boundary, and typed everywhere above it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+
+class Memory(BaseModel):
+    """One stored episode, exactly as it was given."""
+
+    id: str
+    workspace_id: str
+    text: str
+    keywords: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class Embedding(BaseModel):
+    """Which model made a vector, so vectors from two models are never compared."""
+
+    model_id: str
+    dim: int
+
+
+def content_id(text: str, keywords: list[str]) -> str:
+    """The id of an episode is a digest of its content.
+
+    Two clients that retry the same `remember` (or two processes racing) reach the
+    same id, so the store's unique key turns the second write into a no-op instead
+    of a duplicate.
+    """
+    digest = hashlib.sha256(json.dumps([text, keywords], ensure_ascii=False).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+class MemoryStore(Protocol):
+    """The storage operations the memory core uses; sqlite.py is the reference."""
+
+    def open(self, model_id: str | None) -> None:
+        """Create or check the schema; refuse a store written by another embedding model."""
+
+    def close(self) -> None: ...
+
+    def workspace_exists(self, workspace_id: str) -> bool: ...
+
+    def get(self, workspace_id: str, memory_id: str) -> Memory | None: ...
+
+    def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
+        """Store durably; returns the stored memory and False when it was already there."""
+
+    def delete(self, workspace_id: str, memory_id: str) -> bool: ...
+
+    def lexical(self, workspace_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        """(rowid, score) by BM25 for an FTS5 match expression, best first; higher is better."""
+
+    def fingerprint(self, workspace_id: str) -> tuple[int, int]:
+        """(count, max rowid): changes whenever a memory of the workspace is added or removed."""
+
+    def count(self) -> int:
+        """Memories in the whole store."""
+
+    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids, matrix) of every vector in the workspace."""
+
+    def fetch(self, rowids: list[int]) -> dict[int, Memory]: ...
+
+    def iter_all(self, batch: int) -> Any:
+        """Batches of (rowid, text, keywords) over the whole store, for re-embedding."""
+
+    def replace_vectors(self, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None: ...

@@ -1,0 +1,288 @@
+"""The embedded store: one SQLite file in WAL mode, shared safely by several processes.
+
+Why these choices:
+- WAL lets readers run while one process writes; `BEGIN IMMEDIATE` takes the write
+  lock up front, so two writers queue on the busy timeout instead of failing with
+  "database is locked" when a read transaction tries to upgrade.
+- `synchronous=FULL`: `remember` promises the write survives a crash once it answers.
+- `AUTOINCREMENT` means a rowid is never reused, so (count, max rowid) of a workspace
+  changes on every add or delete and in-process caches can tell they are stale even
+  when another process did the writing.
+- FTS5 (external content, kept in step by triggers) gives BM25 without a second store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from reme_mcp.errors import StoreMismatch
+from reme_mcp.store.base import Embedding, Memory
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# One statement per string: executescript() would commit the open transaction first.
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS workspaces (id TEXT PRIMARY KEY, created_at REAL NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS memories (
+        rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        keywords TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        embedding_model TEXT NOT NULL,
+        embedding_dim INTEGER NOT NULL,
+        embedding BLOB NOT NULL,
+        UNIQUE (workspace_id, id)
+    )""",
+    # Keywords are indexed as their JSON list: the tokenizer drops the brackets, quotes
+    # and commas and keeps the words, so the triggers need no Python.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
+        text, keywords, content='memories', content_rowid='rowid',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts(rowid, text, keywords) VALUES (new.rowid, new.text, new.keywords);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts(memories_fts, rowid, text, keywords)
+        VALUES ('delete', old.rowid, old.text, old.keywords);
+    END""",
+)
+
+_COLUMNS = "rowid, workspace_id, id, text, keywords, metadata, created_at"
+
+
+def _row_to_memory(row: tuple) -> tuple[int, Memory]:
+    rowid, workspace_id, memory_id, text, keywords, metadata, created_at = row
+    return rowid, Memory(
+        id=memory_id,
+        workspace_id=workspace_id,
+        text=text,
+        keywords=json.loads(keywords),
+        metadata=json.loads(metadata),
+        created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
+    )
+
+
+class SQLiteStore:
+    """`MemoryStore` on one SQLite database (a file, or `:memory:` for the RAM backend)."""
+
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def open(self, model_id: str | None) -> None:
+        """Open (creating if needed); `model_id=None` skips the model check, for re-embedding."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 60000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        self._db = db
+        with self._write():
+            for statement in _SCHEMA:
+                db.execute(statement)
+            version = self._meta("schema_version")
+            if version is None:
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+            elif int(version) > SCHEMA_VERSION:
+                raise StoreMismatch(
+                    f"The store at {self.path} has schema version {version}, newer than this reme-mcp "
+                    f"understands ({SCHEMA_VERSION}). Upgrade reme-mcp (pip install -U reme-mcp)."
+                )
+        stored = self._meta("embedding_model")
+        if model_id is not None and stored is not None and stored != model_id:
+            raise StoreMismatch(
+                f"The store at {self.path} holds vectors from the embedding model '{stored}' "
+                f"({self._meta('embedding_dim')}-d), but '{model_id}' is configured. Mixing them would give "
+                f"wrong recall. Either configure the original model again, or re-embed the store with the new "
+                f"one: `reme reembed store_dir={Path(self.path).parent}` plus your embedding_model.* keys "
+                f"(texts are kept, so nothing is lost)."
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- helpers ------------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    def _write(self) -> "_WriteTx":
+        return _WriteTx(self)
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def _check_embedding(self, embedding: Embedding) -> None:
+        stored_model, stored_dim = self._meta("embedding_model"), self._meta("embedding_dim")
+        if stored_model is None:
+            self._set_meta("embedding_model", embedding.model_id)
+            self._set_meta("embedding_dim", str(embedding.dim))
+        elif stored_model != embedding.model_id or int(stored_dim or 0) != embedding.dim:
+            raise StoreMismatch(
+                f"The store holds {stored_dim}-d vectors from '{stored_model}', this write has {embedding.dim}-d "
+                f"vectors from '{embedding.model_id}'. Run `reme reembed` to move the store to the new model."
+            )
+
+    # -- reads --------------------------------------------------------------------
+
+    def workspace_exists(self, workspace_id: str) -> bool:
+        with self._lock:
+            return self.db.execute("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,)).fetchone() is not None
+
+    def get(self, workspace_id: str, memory_id: str) -> Memory | None:
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
+            ).fetchone()
+        return _row_to_memory(row)[1] if row else None
+
+    def lexical(self, workspace_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        if not match:
+            return []
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT m.rowid, bm25(memories_fts) AS rank FROM memories_fts "
+                "JOIN memories m ON m.rowid = memories_fts.rowid "
+                "WHERE memories_fts MATCH ? AND m.workspace_id = ? ORDER BY rank LIMIT ?",
+                (match, workspace_id, limit),
+            ).fetchall()
+        return [(rowid, -rank) for rowid, rank in rows]
+
+    def fingerprint(self, workspace_id: str) -> tuple[int, int]:
+        with self._lock:
+            count, top = self.db.execute(
+                "SELECT count(*), coalesce(max(rowid), 0) FROM memories WHERE workspace_id = ?", (workspace_id,)
+            ).fetchone()
+        return count, top
+
+    def count(self) -> int:
+        with self._lock:
+            return self.db.execute("SELECT count(*) FROM memories").fetchone()[0]
+
+    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT rowid, embedding_dim, embedding FROM memories WHERE workspace_id = ? ORDER BY rowid",
+                (workspace_id,),
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), rows[0][1])
+        return rowids, matrix
+
+    def fetch(self, rowids: list[int]) -> dict[int, Memory]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        with self._lock:
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM memories WHERE rowid IN ({marks})", rowids).fetchall()
+        return dict(_row_to_memory(row) for row in rows)
+
+    def iter_all(self, batch: int) -> Iterator[list[tuple[int, str, list[str]]]]:
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    "SELECT rowid, text, keywords FROM memories WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(rowid, text, json.loads(keywords)) for rowid, text, keywords in rows]
+
+    # -- writes -------------------------------------------------------------------
+
+    def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
+        blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        with self._write():
+            self._check_embedding(embedding)
+            self.db.execute(
+                "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
+                (memory.workspace_id, memory.created_at.timestamp()),
+            )
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO memories(workspace_id, id, text, keywords, metadata, created_at, "
+                "embedding_model, embedding_dim, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    memory.workspace_id,
+                    memory.id,
+                    memory.text,
+                    json.dumps(memory.keywords, ensure_ascii=False),
+                    json.dumps(memory.metadata, ensure_ascii=False),
+                    memory.created_at.timestamp(),
+                    embedding.model_id,
+                    embedding.dim,
+                    blob,
+                ),
+            )
+            created = cursor.rowcount == 1
+        if created:
+            return memory, True
+        stored = self.get(memory.workspace_id, memory.id)
+        assert stored is not None, "INSERT OR IGNORE skipped a row that is not there"
+        return stored, False
+
+    def delete(self, workspace_id: str, memory_id: str) -> bool:
+        with self._write():
+            cursor = self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id))
+            return cursor.rowcount == 1
+
+    def replace_vectors(self, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None:
+        with self._write():
+            self.db.executemany(
+                "UPDATE memories SET embedding = ?, embedding_model = ?, embedding_dim = ? WHERE rowid = ?",
+                [(np.asarray(v, dtype=np.float32).tobytes(), embedding.model_id, embedding.dim, r) for r, v in rows],
+            )
+            self._set_meta("embedding_model", embedding.model_id)
+            self._set_meta("embedding_dim", str(embedding.dim))
+
+
+class _WriteTx:
+    """`BEGIN IMMEDIATE` ... `COMMIT` under the in-process lock; rolls back on any error."""
+
+    def __init__(self, store: SQLiteStore):
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._lock.acquire()
+        try:
+            self.store.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.store._lock.release()
+            raise
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.store._lock.release()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up reme-mcp in ./.venv: safe to run again, needs only the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+# torch first, pinned: this exact version is a CPU wheel; any other spec pulls GBs of CUDA.
+.venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
+echo "reme-mcp is installed: $(pwd)/.venv/bin/reme" >&2

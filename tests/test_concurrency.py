@@ -1,0 +1,54 @@
+"""Two agents on one store: both write at once, nothing is locked out, nothing is lost."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import server_env
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time, anyio
+    from pathlib import Path
+    from reme_mcp import ReMeApp
+
+    store, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    async def main():
+        async with ReMeApp(store_dir=store, log_level="WARNING") as app:
+            await app.async_execute("recall", query="warm up the model first")
+            Path(store, f"ready-{name}").touch()
+            while len(list(Path(store).glob("ready-*"))) < 2:  # start writing together
+                time.sleep(0.01)
+            for n in range(count):
+                await app.async_execute("remember", text=f"{name} wrote note {n} about topic {n % 7}")
+                if n % 20 == 0:
+                    await app.async_execute("recall", query=f"note {n} about topic", top_k=5)
+
+    anyio.run(main)
+    """
+)
+
+
+def test_two_processes_writing_200_each_lose_nothing(tmp_path: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), name, "200"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(),
+        )
+        for name in ("agent-a", "agent-b")
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        assert b"locked" not in err
+    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
+        texts = {row[0] for row in db.execute("SELECT text FROM memories")}
+        fts_rows = db.execute("SELECT count(*) FROM memories_fts").fetchone()[0]
+    expected = {f"{name} wrote note {n} about topic {n % 7}" for name in ("agent-a", "agent-b") for n in range(200)}
+    assert texts == expected
+    assert fts_rows == 400

@@ -1,0 +1,102 @@
+"""ReMeApp from Python: the same flows and errors as MCP and HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from openai_stub import OpenAIStub
+from reme_mcp import ConfigError, InvalidInput, NotFound, ReMeApp, StoreMismatch
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FLOW_EMBEDDING_API_KEY", "FLOW_EMBEDDING_BASE_URL", "FLOW_LLM_API_KEY", "FLOW_LLM_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def test_async_execute_returns_the_envelope() -> None:
+    async with ReMeApp("vector_store.default.backend=memory") as app:
+        stored = await app.async_execute("remember", text="The deploy key lives in vault under ops/ci-deploy.")
+        await app.async_execute("remember", text="Lunch on Fridays is at the noodle bar.")
+        found = await app.async_execute("recall", query="where is the deploy key?", top_k=3)
+    assert stored.success and found.success
+    assert found.metadata["memories"][0]["id"] == stored.metadata["memory"]["id"]
+    assert found.answer.splitlines()[1] == "The deploy key lives in vault under ops/ci-deploy."
+
+
+async def test_hybrid_search_finds_exact_identifiers() -> None:
+    texts = [f"Build token for service {n} is stored in the team vault." for n in range(30)]
+    texts.append("The incident ticket INC-40417 was about the payment timeout.")
+    async with ReMeApp("vector_store.default.backend=memory") as app:
+        for text in texts:
+            await app.async_execute("remember", text=text)
+        found = await app.async_execute("recall", query="INC-40417", top_k=1)
+    assert found.metadata["memories"][0]["text"] == texts[-1]
+
+
+async def test_errors_are_raised_with_a_message_and_store_nothing(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path), limits__max_text_chars=50) as app:
+        await app.async_execute("remember", text="short and fine")
+        with pytest.raises(InvalidInput, match="limits.max_text_chars"):
+            await app.async_execute("remember", text="x" * 51)
+        with pytest.raises(InvalidInput, match="'top_k'"):
+            await app.async_execute("recall", query="fine", top_k=0)
+        with pytest.raises(NotFound, match="No flow named"):
+            await app.async_execute("teleport")
+        found = await app.async_execute("recall", query="anything", top_k=10)
+    assert [hit["text"] for hit in found.metadata["memories"]] == ["short and fine"]
+
+
+def test_unknown_or_bad_configuration_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'mcp.trasport'"):
+        ReMeApp("mcp.trasport=sse")
+    with pytest.raises(ConfigError, match="'vector_store.default.backend'"):
+        ReMeApp("vector_store.default.backend=redis")
+    with pytest.raises(ConfigError, match="not key=value"):
+        ReMeApp("backend")
+
+
+async def test_openai_compatible_embeddings_without_an_endpoint_say_how_to_configure() -> None:
+    async with ReMeApp("vector_store.default.backend=memory", "embedding_model.default.backend=openai_compatible") as app:
+        with pytest.raises(ConfigError, match="FLOW_EMBEDDING_BASE_URL"):
+            await app.async_execute("remember", text="anything")
+
+
+async def test_openai_compatible_embeddings_and_switching_models_safely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with OpenAIStub() as stub:
+        monkeypatch.setenv("FLOW_EMBEDDING_BASE_URL", stub.url)
+        monkeypatch.setenv("FLOW_EMBEDDING_API_KEY", "test-key")
+        remote = ("embedding_model.default.backend=openai_compatible", "embedding_model.default.model_name=text-embed-x")
+        async with ReMeApp(*remote, store_dir=str(tmp_path)) as app:
+            await app.async_execute("remember", text="Grandma's apple pie needs cinnamon and lemon zest.")
+            await app.async_execute("remember", text="The bike lock code is 4-1-7.")
+            found = await app.async_execute("recall", query="what goes into the apple pie", top_k=1)
+        assert found.metadata["memories"][0]["text"].startswith("Grandma's apple pie")
+        assert stub.requests and all(r["auth"] == "Bearer test-key" for r in stub.requests)
+        assert all(r["body"]["model"] == "text-embed-x" and r["path"] == "/v1/embeddings" for r in stub.requests)
+
+    # Another model on the same store: refused, with the way out in the message, and nothing lost.
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        with pytest.raises(StoreMismatch, match="reme reembed"):
+            await app.async_execute("recall", query="apple pie")
+    assert ReMeApp(store_dir=str(tmp_path)).reembed() == 2
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        found = await app.async_execute("recall", query="what goes into the apple pie", top_k=1)
+    assert found.metadata["memories"][0]["text"] == "Grandma's apple pie needs cinnamon and lemon zest."
+
+
+async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await app.async_execute("remember", text="written by this version")
+    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
+        db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        with pytest.raises(StoreMismatch, match="schema version 999"):
+            await app.async_execute("recall", query="anything")
