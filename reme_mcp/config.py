@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from reme_mcp.errors import ConfigError
 
@@ -26,14 +26,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class MCPConfig(_Section):
-    transport: Literal["stdio", "sse", "streamable-http"] = "stdio"
-    host: str = Field("127.0.0.1", description="Network transports bind here; loopback unless told otherwise.")
+class NetworkConfig(_Section):
+    """What every network face shares: where it binds and who may talk to it."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless told otherwise.")
     port: int = Field(8001, ge=1, le=65535)
+    auth_token: SecretStr | None = Field(
+        None, description="Required as 'Authorization: Bearer <token>'; falls back to REME_AUTH_TOKEN; "
+        "a bind to a non-loopback address refuses to start without one."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host headers accepted ('name:*' for any port); loopback names by default."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origin headers accepted; loopback origins by default."
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
-class HTTPConfig(_Section):
-    host: str = "127.0.0.1"
+class MCPConfig(NetworkConfig):
+    transport: Literal["stdio", "sse", "streamable-http"] = "stdio"
+    tools: str = Field("core", description="Which flows are MCP tools: core, all, or comma-separated names.")
+
+
+class HTTPConfig(NetworkConfig):
     port: int = Field(8002, ge=1, le=65535)
 
 

@@ -19,7 +19,7 @@ from reme_mcp.episodic.schemas import (
     RememberInput,
     RememberOutput,
 )
-from reme_mcp.errors import InvalidInput, NotFound
+from reme_mcp.errors import ConfigError, InvalidInput, NotFound
 from reme_mcp.services import Services
 
 
@@ -48,6 +48,7 @@ class Flow:
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
+    core: bool = True  # in the short tool list an MCP client gets by default (mcp.tools=core)
 
     def parse(self, arguments: dict[str, Any]) -> BaseModel:
         """Validate raw arguments; the error names each bad field and what it needs."""
@@ -116,6 +117,21 @@ FLOWS: dict[str, Flow] = {
         ),
     )
 }
+
+
+def select(spec: str) -> list[Flow]:
+    """The flows named by `mcp.tools`: core, all, or comma-separated names."""
+    if spec == "all":
+        return list(FLOWS.values())
+    if spec == "core":
+        return [flow for flow in FLOWS.values() if flow.core]
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FLOWS] or ([] if names else ["(none given)"])
+    if unknown:
+        raise ConfigError(
+            f"mcp.tools={spec!r} names no flow {', '.join(unknown)}; use core, all, or names from {', '.join(FLOWS)}."
+        )
+    return [FLOWS[name] for name in names]
 
 
 def get_flow(name: str) -> Flow:

@@ -3,5 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Real MCP clients nobody on this team wrote: the Inspector CLI and the conformance suite, pinned.
+if [ ! -x .npm-tools/node_modules/.bin/conformance ] || [ ! -x .npm-tools/node_modules/.bin/mcp-inspector ]; then
+    npm install --prefix .npm-tools --no-audit --no-fund --silent \
+        @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.1.11
+fi
 export HF_HUB_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

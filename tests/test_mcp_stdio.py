@@ -115,7 +115,7 @@ BAD_CALLS = [
     ("recall", {}, "'query' is required"),
     ("forget", {"memory_id": "0000"}, "No memory '0000'"),
     ("forget", {"memory_id": "x", "workspace_id": "nobody-here"}, "does not exist"),
-    ("no_such_tool", {}, "No flow named 'no_such_tool'"),
+    ("no_such_tool", {}, "No tool named 'no_such_tool'"),
 ]
 
 

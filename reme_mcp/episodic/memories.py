@@ -41,7 +41,10 @@ def _check_limits(services: Services, args: RememberInput) -> None:
         )
     if len(args.keywords) > limits.max_keywords:
         raise InvalidInput(f"{len(args.keywords)} keywords given; the limit is {limits.max_keywords}.")
-    size = len(json.dumps(args.metadata, ensure_ascii=False).encode("utf-8"))
+    try:
+        size = len(json.dumps(args.metadata, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"metadata must be plain JSON (objects, lists, strings, numbers): {exc}") from None
     if size > limits.max_metadata_bytes:
         raise InvalidInput(
             f"metadata is {size:,} bytes as JSON; the limit is {limits.max_metadata_bytes:,} (limits.max_metadata_bytes)."

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -51,7 +51,7 @@ class RememberInput(_Input):
     )
     keywords: Keywords
     workspace_id: WorkspaceId = None
-    metadata: dict[str, JsonValue] = Field(
+    metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any JSON object kept with the memory and returned by recall."
     )
 
@@ -95,6 +95,16 @@ class Hit(StoredMemory):
     score: float = Field(description="The fused ranking score (reciprocal rank fusion of BM25 and dense).")
 
 
+PREVIEW_CHARS = 300
+
+
+def _preview(text: str) -> str:
+    """Runners-up are shown short: the answer stays small, and the full text is one step away."""
+    if len(text) <= PREVIEW_CHARS:
+        return text
+    return f"{text[:PREVIEW_CHARS]}… (+{len(text) - PREVIEW_CHARS} chars; full text in structuredContent)"
+
+
 class RecallOutput(BaseModel):
     query: str
     workspace_id: str
@@ -110,7 +120,7 @@ class RecallOutput(BaseModel):
         if rest:
             lines += ["", "Closest matches:"]
             for rank, hit in enumerate(rest, start=2):
-                lines.append(f"{rank}. {hit.id} (similarity {hit.similarity:.3f}): {hit.text}")
+                lines.append(f"{rank}. {hit.id} (similarity {hit.similarity:.3f}): {_preview(hit.text)}")
         return "\n".join(lines)
 
 

@@ -137,6 +137,8 @@ def _serve(config: Config) -> None:
         from reme_mcp.faces.mcp import serve
     try:
         anyio.run(serve, app)
+    except ReMeError as exc:  # an unsafe bind, an unknown mcp.tools name: refused before serving
+        fail(str(exc))
     except KeyboardInterrupt:
         pass
 

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from reme_mcp import __version__
 from reme_mcp.app import ReMeApp
 from reme_mcp.errors import ReMeError
+from reme_mcp.faces.security import Gate
 from reme_mcp.flows import FLOWS, Envelope
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ async def serve(app: ReMeApp) -> None:
     import uvicorn
 
     config = app.config.http
+    asgi = Gate(build_http_app(app), config, "http")  # refuses an unsafe bind before serving
     async with app:
         log.info("HTTP API on http://%s:%d (POST /<flow>, GET /health, GET /openapi.json)", config.host, config.port)
-        server = uvicorn.Server(uvicorn.Config(build_http_app(app), host=config.host, port=config.port, log_level="warning"))
-        await server.serve()
+        await uvicorn.Server(uvicorn.Config(asgi, host=config.host, port=config.port, log_level="warning")).serve()

@@ -1,4 +1,4 @@
-"""The MCP face: every flow in the table becomes a tool, over stdio, SSE or streamable HTTP.
+"""The MCP face: flows as tools, a memory prompt, workspaces as resources; stdio, SSE or streamable HTTP.
 
 Built on the SDK's low-level `Server` because the schemas already exist as pydantic
 models in flows.py: the tool list is generated from that table, not from function
@@ -10,16 +10,23 @@ carries the answer text for the model and the typed output in `structuredContent
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
 
+import anyio.to_thread
 import mcp_types as types
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
 
 from reme_mcp import __version__
 from reme_mcp.app import ReMeApp
+from reme_mcp.episodic.prompt import system_prompt
+from reme_mcp.episodic.schemas import WORKSPACE_PATTERN, RecallOutput
 from reme_mcp.errors import ReMeError
-from reme_mcp.flows import FLOWS, Flow
+from reme_mcp.faces.security import Gate
+from reme_mcp.flows import Flow, select
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,21 @@ INSTRUCTIONS = (
     "sessions, and `remember` to keep facts, preferences, decisions and lessons worth having later. "
     "Use `workspace_id` to keep projects or users apart."
 )
+
+PROMPT = types.Prompt(
+    name="memory_system_prompt",
+    description="A system prompt for an agent with episodic memory; with `query`, the memories recalled "
+    "for it are injected.",
+    arguments=[
+        types.PromptArgument(name="query", description="What the conversation is about (optional).", required=False),
+        types.PromptArgument(name="top_k", description="How many memories to inject (default 5).", required=False),
+        types.PromptArgument(name="workspace_id", description="The workspace to recall from.", required=False),
+    ],
+)
+
+WORKSPACES_URI = "reme://workspaces"
+MEMORIES_TEMPLATE = "reme://workspaces/{workspace_id}/memories"
+RESOURCE_PAGE = 200  # newest memories a resource shows; recall or the HTTP API reach the rest
 
 
 def _tool(flow: Flow) -> types.Tool:
@@ -50,12 +72,15 @@ def _error(message: str) -> types.CallToolResult:
 
 
 def build_server(app: ReMeApp) -> Server[Any]:
-    tools = [_tool(flow) for flow in FLOWS.values()]
+    flows = {flow.name: flow for flow in select(app.config.mcp.tools)}
+    tools = [_tool(flow) for flow in flows.values()]
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools)
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        if params.name not in flows:
+            return _error(f"No tool named '{params.name}'. Tools: {', '.join(flows)}.")
         try:
             output = await app.run(params.name, params.arguments or {})
         except ReMeError as exc:
@@ -69,13 +94,82 @@ def build_server(app: ReMeApp) -> Server[Any]:
             structured_content=output.model_dump(mode="json"),
         )
 
+    async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=[PROMPT])
+
+    async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        if params.name != PROMPT.name:
+            raise MCPError(types.INVALID_PARAMS, f"No prompt named '{params.name}'; there is {PROMPT.name}.")
+        arguments = dict(params.arguments or {})
+        recalled = None
+        if arguments.get("query"):
+            try:
+                recalled = await app.run(
+                    "recall",
+                    {"query": arguments["query"], "top_k": arguments.get("top_k") or 5,
+                     "workspace_id": arguments.get("workspace_id") or None},
+                )
+            except ReMeError as exc:
+                raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        text = system_prompt(recalled if isinstance(recalled, RecallOutput) else None)
+        return types.GetPromptResult(
+            description=PROMPT.description,
+            messages=[types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))],
+        )
+
+    async def list_resources(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        services = await app.services()
+        workspaces = await anyio.to_thread.run_sync(services.store.list_workspaces)
+        resources = [types.Resource(uri=WORKSPACES_URI, name="workspaces", mime_type="application/json",
+                                    description="Every workspace and how many memories it holds.")]
+        resources += [
+            types.Resource(uri=MEMORIES_TEMPLATE.format(workspace_id=ws), name=f"memories of {ws}",
+                           mime_type="application/json", description=f"The newest {RESOURCE_PAGE} of {count} memories.")
+            for ws, count in workspaces
+        ]
+        return types.ListResourcesResult(resources=resources)
+
+    async def list_templates(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=[
+            types.ResourceTemplate(uri_template=MEMORIES_TEMPLATE, name="memories of a workspace",
+                                   mime_type="application/json", description="Read-only list, newest first.")
+        ])
+
+    async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        services = await app.services()
+        uri = str(params.uri)
+        if uri == WORKSPACES_URI:
+            rows = await anyio.to_thread.run_sync(services.store.list_workspaces)
+            data: Any = [{"workspace_id": ws, "memories": count} for ws, count in rows]
+        else:
+            match = re.fullmatch(r"reme://workspaces/([^/]+)/memories", uri)
+            if not match or not re.fullmatch(WORKSPACE_PATTERN, match.group(1)):
+                raise MCPError(types.INVALID_PARAMS, f"Unknown resource {uri!r}; see resources/list.")
+            memories = await anyio.to_thread.run_sync(services.store.list_memories, match.group(1), RESOURCE_PAGE)
+            data = [m.model_dump(mode="json") for m in memories]
+        text = json.dumps(data, ensure_ascii=False, indent=1)
+        return types.ReadResourceResult(
+            contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
+        )
+
+    async def set_level(ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        level = {"debug": "DEBUG", "info": "INFO", "notice": "INFO", "warning": "WARNING"}.get(params.level, "ERROR")
+        logging.getLogger("reme_mcp").setLevel(level)
+        return types.EmptyResult()
+
     return Server(
         "reme-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
-        get_tool_input_schema=lambda name: FLOWS[name].input.model_json_schema() if name in FLOWS else None,
+        get_tool_input_schema=lambda name: flows[name].input.model_json_schema() if name in flows else None,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_set_logging_level=set_level,
     )
 
 
@@ -83,50 +177,43 @@ async def serve(app: ReMeApp) -> None:
     """Run the configured MCP transport until it is closed; the app lives as long as the server."""
     config = app.config.mcp
     server = build_server(app)
-    async with app:
-        if config.transport == "stdio":
+    if config.transport == "stdio":
+        async with app:
             from mcp.server.stdio import stdio_server
 
             async with stdio_server() as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
-            return
-        await _serve_http(server, config.transport, config.host, config.port)
+        return
+    asgi = Gate(_http_app(server, config.transport), config, "mcp")  # refuses an unsafe bind before serving
+    import uvicorn
+
+    async with app:
+        log.info("MCP %s on http://%s:%d", config.transport, config.host, config.port)
+        await uvicorn.Server(uvicorn.Config(asgi, host=config.host, port=config.port, log_level="warning")).serve()
 
 
-def _loopback_security(host: str) -> Any:
-    """DNS-rebinding protection for a loopback bind, as the SDK applies to streamable HTTP."""
+def _http_app(server: Server[Any], transport: str) -> Any:
     from mcp.server.transport_security import TransportSecuritySettings
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        return None
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-    )
+    # The Gate checks Host, Origin and token for every face alike; the SDK's own check would
+    # only know the loopback defaults, not the configured allow-lists.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if transport == "streamable-http":
+        return server.streamable_http_app(transport_security=security)
 
-
-async def _serve_http(server: Server[Any], transport: str, host: str, port: int) -> None:
-    import uvicorn
+    from mcp.server.sse import SseServerTransport
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Mount, Route
 
-    if transport == "streamable-http":
-        asgi = server.streamable_http_app(host=host)
-    else:
-        from mcp.server.sse import SseServerTransport
+    sse = SseServerTransport("/messages/", security_settings=security)
 
-        sse = SseServerTransport("/messages/", security_settings=_loopback_security(host))
+    async def handle_sse(request: Request) -> Response:
+        async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+        return Response()
 
-        async def handle_sse(request: Request) -> Response:
-            async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-            return Response()
-
-        asgi = Starlette(
-            routes=[Route("/sse", endpoint=handle_sse, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
-        )
-    log.info("MCP %s on http://%s:%d", transport, host, port)
-    await uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning")).serve()
+    return Starlette(
+        routes=[Route("/sse", endpoint=handle_sse, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
+    )

@@ -54,6 +54,12 @@ class MemoryStore(Protocol):
 
     def workspace_exists(self, workspace_id: str) -> bool: ...
 
+    def list_workspaces(self) -> list[tuple[str, int]]:
+        """(workspace id, memory count) for every workspace."""
+
+    def list_memories(self, workspace_id: str, limit: int, offset: int = 0) -> list[Memory]:
+        """Newest first."""
+
     def get(self, workspace_id: str, memory_id: str) -> Memory | None: ...
 
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:

@@ -158,6 +158,21 @@ class SQLiteStore:
         with self._lock:
             return self.db.execute("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,)).fetchone() is not None
 
+    def list_workspaces(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return self.db.execute(
+                "SELECT w.id, count(m.rowid) FROM workspaces w LEFT JOIN memories m ON m.workspace_id = w.id "
+                "GROUP BY w.id ORDER BY w.id"
+            ).fetchall()
+
+    def list_memories(self, workspace_id: str, limit: int, offset: int = 0) -> list[Memory]:
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                (workspace_id, limit, offset),
+            ).fetchall()
+        return [_row_to_memory(row)[1] for row in rows]
+
     def get(self, workspace_id: str, memory_id: str) -> Memory | None:
         with self._lock:
             row = self.db.execute(
