@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -52,30 +51,32 @@ async def mcp_stdio(store_dir: Path, *overrides: str) -> AsyncIterator[ClientSes
                 yield session
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[str]:
-    """`reme backend=http` on a free loopback port; yields its base URL."""
+@contextmanager
+def reme_server(tmp_path: Path, *args: str) -> Iterator[int]:
+    """Start `reme` with the given args on a free loopback port; yields the port once it listens."""
     port = free_port()
-    log = tmp_path / "server.log"
+    log = tmp_path / f"server-{port}.log"
+    port_key = "http.port" if "backend=http" in args else "mcp.port"
     proc = subprocess.Popen(
-        [REME, "backend=http", f"http.port={port}", f"store_dir={tmp_path / 'store'}"],
-        env=server_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
+        [REME, *args, f"{port_key}={port}", f"store_dir={tmp_path}"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), env=server_env(),
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"reme backend=http did not start:\n{log.read_text()}")
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        yield url
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    """`reme backend=http` on a free loopback port; yields its base URL."""
+    with reme_server(tmp_path, "backend=http") as port:
+        yield f"http://127.0.0.1:{port}"

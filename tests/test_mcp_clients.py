@@ -6,8 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import REME, server_env
-from test_mcp_network import reme_server
+from conftest import REME, reme_server, server_env
 
 TOOLS = Path(__file__).resolve().parent.parent / ".npm-tools" / "node_modules" / ".bin"
 BASELINE = Path(__file__).resolve().parent / "conformance-baseline.yml"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import REME, free_port, mcp_stdio, server_env
+from conftest import REME, free_port, mcp_stdio, reme_server, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -31,30 +29,6 @@ def listen_addresses(port: int) -> set[str]:
             if fields[3] == "0A" and int(hex_port, 16) == port:
                 found.add(address)
     return found
-
-
-@contextmanager
-def reme_server(tmp_path: Path, *args: str) -> Iterator[int]:
-    """Start `reme` with the given args on a free port; yields the port once it listens."""
-    port = free_port()
-    log = tmp_path / f"server-{port}.log"
-    port_key = "http.port" if "backend=http" in args else "mcp.port"
-    proc = subprocess.Popen(
-        [REME, *args, f"{port_key}={port}", f"store_dir={tmp_path}"],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"), env=server_env(),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @asynccontextmanager

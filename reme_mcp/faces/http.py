@@ -20,7 +20,7 @@ from starlette.routing import Route
 from reme_mcp import __version__
 from reme_mcp.app import ReMeApp
 from reme_mcp.errors import ReMeError
-from reme_mcp.faces.security import Gate
+from reme_mcp.faces.security import serve_gated
 from reme_mcp.flows import FLOWS, Envelope
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,5 @@ def build_http_app(app: ReMeApp) -> Starlette:
 
 
 async def serve(app: ReMeApp) -> None:
-    import uvicorn
-
-    config = app.config.http
-    asgi = Gate(build_http_app(app), config, "http")  # refuses an unsafe bind before serving
-    async with app:
-        log.info("HTTP API on http://%s:%d (POST /<flow>, GET /health, GET /openapi.json)", config.host, config.port)
-        await uvicorn.Server(uvicorn.Config(asgi, host=config.host, port=config.port, log_level="warning")).serve()
+    await serve_gated(app, build_http_app(app), app.config.http, "http",
+                      "HTTP API (POST /<flow>, GET /health, GET /openapi.json)")

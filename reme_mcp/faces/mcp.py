@@ -25,7 +25,7 @@ from reme_mcp.app import ReMeApp
 from reme_mcp.episodic.prompt import system_prompt
 from reme_mcp.episodic.schemas import WORKSPACE_PATTERN, RecallOutput
 from reme_mcp.errors import ReMeError
-from reme_mcp.faces.security import Gate
+from reme_mcp.faces.security import serve_gated
 from reme_mcp.flows import Flow, select
 
 log = logging.getLogger(__name__)
@@ -184,12 +184,7 @@ async def serve(app: ReMeApp) -> None:
             async with stdio_server() as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
         return
-    asgi = Gate(_http_app(server, config.transport), config, "mcp")  # refuses an unsafe bind before serving
-    import uvicorn
-
-    async with app:
-        log.info("MCP %s on http://%s:%d", config.transport, config.host, config.port)
-        await uvicorn.Server(uvicorn.Config(asgi, host=config.host, port=config.port, log_level="warning")).serve()
+    await serve_gated(app, _http_app(server, config.transport), config, "mcp", f"MCP {config.transport}")
 
 
 def _http_app(server: Server[Any], transport: str) -> Any:

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reme_mcp.config import NetworkConfig, secret
 from reme_mcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reme_mcp.app import ReMeApp
+
+log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
@@ -78,3 +84,13 @@ class Gate:
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return 401, "Missing or wrong token: send 'Authorization: Bearer <token>'."
         return None
+
+
+async def serve_gated(app: ReMeApp, asgi: ASGIApp, config: NetworkConfig, face: str, what: str) -> None:
+    """Serve `asgi` behind the Gate with uvicorn while `app` is open; an unsafe bind fails before anything starts."""
+    import uvicorn
+
+    gated = Gate(asgi, config, face)
+    async with app:
+        log.info("%s on http://%s:%d", what, config.host, config.port)
+        await uvicorn.Server(uvicorn.Config(gated, host=config.host, port=config.port, log_level="warning")).serve()
