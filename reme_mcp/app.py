@@ -20,10 +20,12 @@ from reme_mcp.config import Config, load_config
 from reme_mcp.episodic.memories import embedding_text
 from reme_mcp.flows import Envelope, FlowOutput, get_flow
 from reme_mcp.models.embedding import Embedder, create_embedder
+from reme_mcp.models.llm import LLM
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
 from reme_mcp.store.base import MemoryStore
 from reme_mcp.store.sqlite import SQLiteStore
+from reme_mcp.working.files import DIRECTORY, WorkingFiles
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,11 @@ class ReMeApp:
                 store = SQLiteStore(self.store_path)
                 store.open(self.embedder.model_id)
                 self._store = store
-                self._services = Services(self.config, store, self.embedder, DenseIndex(store))
+                self._services = Services(
+                    self.config, store, self.embedder, DenseIndex(store),
+                    llm=LLM(self.config.llm.default),
+                    working=WorkingFiles(self.config.store_dir / DIRECTORY),
+                )
                 log.info("store open at %s", self.store_path)
             return self._services
 

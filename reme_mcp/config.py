@@ -71,6 +71,8 @@ class LLMConfig(_Section):
     model_name: str = "gpt-4o-mini"
     base_url: str | None = Field(None, description="Falls back to FLOW_LLM_BASE_URL.")
     api_key: SecretStr | None = Field(None, description="Falls back to FLOW_LLM_API_KEY.")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one LLM answer.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries after an HTTP error, timeout or unusable output.")
 
 
 class VectorStoreConfig(_Section):

@@ -36,3 +36,15 @@ class StoreMismatch(ReMeError):
     """
 
     status = 409
+
+
+class LLMUnavailable(ReMeError):
+    """A flow needs the LLM and none is configured; the message names the settings to set."""
+
+    status = 503
+
+
+class LLMFailed(ReMeError):
+    """The configured LLM answered with an error, too slowly, or with output that is not usable."""
+
+    status = 502

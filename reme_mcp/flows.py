@@ -21,6 +21,15 @@ from reme_mcp.episodic.schemas import (
 )
 from reme_mcp.errors import ConfigError, InvalidInput, NotFound
 from reme_mcp.services import Services
+from reme_mcp.working import search, summary
+from reme_mcp.working.schemas import (
+    GrepWorkingMemoryInput,
+    GrepWorkingMemoryOutput,
+    ReadWorkingMemoryInput,
+    ReadWorkingMemoryOutput,
+    SummaryWorkingMemoryInput,
+    SummaryWorkingMemoryOutput,
+)
 
 
 class FlowOutput(Protocol):
@@ -115,8 +124,49 @@ FLOWS: dict[str, Flow] = {
             destructive=True,
             idempotent=True,
         ),
+        Flow(
+            name="summary_working_memory",
+            description=(
+                "Shrink a long message list (OpenAI format) so it fits the context window: large tool results "
+                "outside the recent messages go to files and are replaced by pointers (compact); older turns can "
+                "be summarised by the configured LLM into a state snapshot (compress); auto does compact, then "
+                "compress if needed. Returns the new list and every file written; nothing is lost, "
+                "grep_working_memory and read_working_memory bring it back."
+            ),
+            input=SummaryWorkingMemoryInput,
+            output=SummaryWorkingMemoryOutput,
+            handler=summary.summary_working_memory,
+        ),
+        Flow(
+            name="grep_working_memory",
+            description=(
+                "Search the files that summary_working_memory offloaded, by chat_id or one file: returns file, "
+                "line number and the matching line (plus context lines if asked). Plain text by default, "
+                "case-insensitive; set regex=true for a regular expression."
+            ),
+            input=GrepWorkingMemoryInput,
+            output=GrepWorkingMemoryOutput,
+            handler=search.grep_working_memory,
+            read_only=True,
+            idempotent=True,
+        ),
+        Flow(
+            name="read_working_memory",
+            description=(
+                "Read an offloaded file by lines: offset = lines to skip (grep's line number minus one), limit = "
+                "lines to return. Returns numbered lines exactly as they were offloaded and says when more remain."
+            ),
+            input=ReadWorkingMemoryInput,
+            output=ReadWorkingMemoryOutput,
+            handler=search.read_working_memory,
+            read_only=True,
+            idempotent=True,
+        ),
     )
 }
+
+
+CORE_TOOLS = frozenset(flow.name for flow in FLOWS.values() if flow.core)
 
 
 def select(spec: str) -> list[Flow]:

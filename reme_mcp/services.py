@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from reme_mcp.config import Config
 from reme_mcp.models.embedding import Embedder
+from reme_mcp.models.llm import LLM
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.store.base import MemoryStore
+from reme_mcp.working.files import WorkingFiles
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,8 @@ class Services:
     store: MemoryStore
     embedder: Embedder
     dense: DenseIndex
+    llm: LLM
+    working: WorkingFiles
 
     def workspace(self, workspace_id: str | None) -> str:
         return workspace_id or self.config.default_workspace

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from trajectories import answered, long_trajectory
+
 
 def test_remember_recall_forget_over_http(http_server: str) -> None:
     with httpx.Client(base_url=http_server, timeout=60) as client:
@@ -52,3 +54,18 @@ def test_openapi_describes_every_flow_from_the_same_models(http_server: str) -> 
     schema = recall["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["top_k"]["maximum"] == 100
     assert {"/remember", "/recall", "/forget"} <= set(spec["paths"])
+
+
+def test_working_memory_over_http(http_server: str) -> None:
+    messages = long_trajectory(results=6, lines_per_result=400, planted={1: "checksum mismatch in part-00042.parquet"})
+    with httpx.Client(base_url=http_server, timeout=60) as client:
+        summary = client.post("/summary_working_memory", json={"messages": messages, "working_summary_mode": "compact"})
+        assert summary.status_code == 200, summary.text
+        meta = summary.json()["metadata"]
+        assert meta["compacted"] and answered(meta["messages"])
+        found = client.post("/grep_working_memory", json={"pattern": "part-00042", "chat_id": meta["chat_id"]}).json()
+        assert found["metadata"]["matches"][0]["text"] == "checksum mismatch in part-00042.parquet"
+        refused = client.post("/read_working_memory", json={"file": "/etc/passwd"})
+        assert refused.status_code == 400 and "is absolute" in refused.json()["answer"]
+        missing = client.post("/read_working_memory", json={"file": "nope/0001-x.txt"})
+        assert missing.status_code == 404

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import REME, reme_server, server_env
+from reme_mcp.flows import CORE_TOOLS
 
 TOOLS = Path(__file__).resolve().parent.parent / ".npm-tools" / "node_modules" / ".bin"
 BASELINE = Path(__file__).resolve().parent / "conformance-baseline.yml"
@@ -29,7 +30,7 @@ def inspector(*args: str, target: list[str], tool_args: tuple[str, ...] = ()) ->
 def scenario(target: list[str]) -> None:
     listed = inspector("--method", "tools/list", "--strict", target=target)
     assert listed.returncode == 0, listed.stderr
-    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"remember", "recall", "forget"}
+    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == CORE_TOOLS
     stored = inspector("--method", "tools/call", "--tool-name", "remember", target=target,
                        tool_args=("text=Inspector was here",))
     assert stored.returncode == 0, stored.stderr

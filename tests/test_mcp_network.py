@@ -15,6 +15,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from conftest import REME, free_port, mcp_stdio, reme_server, server_env
+from reme_mcp.flows import CORE_TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +54,7 @@ async def session_over(transport: str, tmp_path: Path, *overrides: str, token: s
 async def test_one_scenario_on_every_transport(tmp_path: Path, transport: str) -> None:
     async with session_over(transport, tmp_path) as session:
         tools = {tool.name for tool in (await session.list_tools()).tools}
-        assert tools == {"remember", "recall", "forget"}
+        assert tools == CORE_TOOLS
 
         stored = await session.call_tool("remember", {"text": f"Reached over {transport}.", "workspace_id": "net"})
         assert not stored.is_error

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REME, mcp_stdio, server_env
+from reme_mcp.flows import CORE_TOOLS
+from trajectories import answered, long_trajectory
 
 pytestmark = pytest.mark.anyio
 
@@ -21,10 +23,12 @@ def text_of(result) -> str:
 async def test_tools_advertise_schemas_workspace_and_hints(tmp_path: Path) -> None:
     async with mcp_stdio(tmp_path) as session:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-    assert {"remember", "recall", "forget"} <= set(tools)
+    assert set(tools) == CORE_TOOLS
     for tool in tools.values():
-        assert "workspace_id" in tool.input_schema["properties"]
         assert tool.output_schema is not None and tool.description
+    for name in ("remember", "recall", "forget"):
+        assert "workspace_id" in tools[name].input_schema["properties"]
+    assert tools["grep_working_memory"].annotations.read_only_hint is True
     assert tools["remember"].input_schema["required"] == ["text"]
     assert tools["recall"].input_schema["properties"]["top_k"]["maximum"] == 100
     assert tools["recall"].annotations.read_only_hint is True
@@ -178,3 +182,28 @@ def test_stdout_carries_only_json_rpc_and_handshake_beats_model_load(tmp_path: P
         lines.append(json.loads(line))
     assert all(message.get("jsonrpc") == "2.0" for message in lines)
     assert "INFO" in stderr.read_text()  # the logs went somewhere: stderr
+
+
+async def test_working_memory_round_trip_over_mcp(tmp_path: Path) -> None:
+    fact = "The rollback tag for the ETL release is etl-2026.11.19-rc4."
+    messages = long_trajectory(results=8, lines_per_result=300, planted={2: fact})
+    async with mcp_stdio(tmp_path) as session:
+        summary = await session.call_tool("summary_working_memory", {"messages": messages, "chat_id": "mcp-run"})
+        assert not summary.is_error, text_of(summary)
+        result = summary.structured_content
+        assert result["tokens_after"] <= 20_000 < result["tokens_before"] and answered(result["messages"])
+
+        found = await session.call_tool("grep_working_memory", {"pattern": "rollback tag", "chat_id": "mcp-run"})
+        [match] = found.structured_content["matches"]
+        page = await session.call_tool("read_working_memory", {"file": match["file"], "offset": match["line"] - 1, "limit": 1})
+        assert page.structured_content["content"] == fact + "\n"
+        assert text_of(page).startswith(f"{match['line']:>6}\t{fact}")
+
+        bad = await session.call_tool("grep_working_memory", {"pattern": "(", "regex": True, "chat_id": "mcp-run"})
+        assert bad.is_error and "not a valid regular expression" in text_of(bad)
+        outside = await session.call_tool("read_working_memory", {"file": "../memory.sqlite3"})
+        assert outside.is_error and "'..'" in text_of(outside)
+        compress = await session.call_tool(
+            "summary_working_memory", {"messages": messages, "working_summary_mode": "compress"}
+        )
+        assert compress.is_error and "FLOW_LLM_BASE_URL" in text_of(compress)

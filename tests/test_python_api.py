@@ -13,12 +13,6 @@ from reme_mcp import ConfigError, InvalidInput, NotFound, ReMeApp, StoreMismatch
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(autouse=True)
-def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FLOW_EMBEDDING_API_KEY", "FLOW_EMBEDDING_BASE_URL", "FLOW_LLM_API_KEY", "FLOW_LLM_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 async def test_async_execute_returns_the_envelope() -> None:
     async with ReMeApp("vector_store.default.backend=memory") as app:
         stored = await app.async_execute("remember", text="The deploy key lives in vault under ops/ci-deploy.")

@@ -1,0 +1,68 @@
+"""compact: offload large tool results to files and leave a pointer in their place.
+
+No LLM is involved, so it always works. The assistant's `tool_calls` and the tool
+message's `tool_call_id` stay as they were; only the result's content changes, to a
+pointer that says where the original is, how big it is, and how its first lines read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reme_mcp.models.tokens import MESSAGE_OVERHEAD, count_tokens
+from reme_mcp.working.files import WorkingFiles, file_stem, split_lines
+from reme_mcp.working.messages import head_end, recent_start
+from reme_mcp.working.schemas import Message, OffloadedFile
+
+PREVIEW_LINES = 6
+PREVIEW_LINE_CHARS = 120
+
+
+@dataclass
+class Draft:
+    """The message list being rewritten, with each message's token count and the files written so far."""
+
+    messages: list[Message]
+    counts: list[int]
+    files: list[OffloadedFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    compressed: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.counts)
+
+
+def pointer(name: str, text: str, tokens: int, lines: int) -> str:
+    preview = []
+    for line in split_lines(text)[:PREVIEW_LINES]:
+        line = line.rstrip("\n")
+        preview.append(line if len(line) <= PREVIEW_LINE_CHARS else line[:PREVIEW_LINE_CHARS] + "…")
+    return (
+        f"[Tool result offloaded to working memory: {tokens:,} tokens, {lines:,} lines, file {name}. "
+        f'Get it back with read_working_memory(file="{name}", offset=0, limit=200), or search it with '
+        f'grep_working_memory(pattern="...", file="{name}"). First lines:]\n' + "\n".join(preview)
+    )
+
+
+def compact(draft: Draft, files: WorkingFiles, directory: Path, max_tool_message_tokens: int, keep_recent: int) -> None:
+    """Offload every tool result over `max_tool_message_tokens` outside the recent part (in place)."""
+    messages = draft.messages
+    for index in range(head_end(messages), recent_start(messages, keep_recent)):
+        message = messages[index]
+        tokens = draft.counts[index] - MESSAGE_OVERHEAD
+        if message.role != "tool" or tokens <= max_tool_message_tokens:
+            continue
+        text = message.text()
+        path = files.create(directory, file_stem(message.tool_call_id or "result"), text)
+        name, lines = files.name(path), len(split_lines(text))
+        content = pointer(name, text, tokens, lines)
+        messages[index] = message.model_copy(update={"content": content})
+        draft.counts[index] = count_tokens(content) + MESSAGE_OVERHEAD
+        draft.files.append(
+            OffloadedFile(
+                file=name, kind="tool_result", tokens=tokens, bytes=len(text.encode("utf-8", "surrogatepass")),
+                lines=lines, tool_call_id=message.tool_call_id, message_range=(index, index),
+            )
+        )
