@@ -73,6 +73,9 @@ class LLMConfig(_Section):
     api_key: SecretStr | None = Field(None, description="Falls back to FLOW_LLM_API_KEY.")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one LLM answer.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries after an HTTP error, timeout or unusable output.")
+    prompt_language: Literal["en", "zh", "ru"] = Field(
+        "en", description="Prompt files used (reme_mcp/prompts/*.<lang>.md, English where none exists)."
+    )
 
 
 class VectorStoreConfig(_Section):

@@ -10,6 +10,17 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from reme_mcp.distill import personal, summarize, task, tool
+from reme_mcp.distill.schemas import (
+    AddToolCallResultInput,
+    DistillOutput,
+    RetrieveInput,
+    SummarizeTrajectoryInput,
+    SummarizeTrajectoryOutput,
+    SummaryInput,
+    ToolMemoryOutput,
+    ToolNamesInput,
+)
 from reme_mcp.episodic import memories
 from reme_mcp.episodic.schemas import (
     ForgetInput,
@@ -161,6 +172,58 @@ FLOWS: dict[str, Flow] = {
             handler=search.read_working_memory,
             read_only=True,
             idempotent=True,
+        ),
+        Flow(
+            name="summarize_trajectory",
+            description=(
+                "Learn from finished agent runs. Give the runs (OpenAI messages, with a score 0..1 if known); the "
+                "configured LLM distils task lessons and pitfalls (kind=task), facts and preferences the user stated "
+                "(personal; a contradicted fact is kept as superseded), and per-tool statistics with a usage "
+                "guideline (tool). auto does all that apply. New memories are deduplicated, stored and returned "
+                "with ids; recall finds them (memory_type filters)."
+            ),
+            input=SummarizeTrajectoryInput,
+            output=SummarizeTrajectoryOutput,
+            handler=summarize.summarize_trajectory,
+        ),
+        # ReMe's flows by name: HTTP and Python always, MCP with mcp.tools=all or by name.
+        Flow(
+            name="summary_task_memory",
+            description="Distil task lessons, pitfalls and comparisons from trajectories (LLM); returns what was stored.",
+            input=SummaryInput, output=DistillOutput, handler=task.summary_task_memory, core=False,
+        ),
+        Flow(
+            name="retrieve_task_memory",
+            description="Task memories whose when_to_use matches a new task, best first.",
+            input=RetrieveInput, output=RecallOutput, handler=task.retrieve_task_memory,
+            read_only=True, idempotent=True, core=False,
+        ),
+        Flow(
+            name="summary_personal_memory",
+            description="Distil facts and preferences the user stated (LLM); contradicted facts are superseded.",
+            input=SummaryInput, output=DistillOutput, handler=personal.summary_personal_memory, core=False,
+        ),
+        Flow(
+            name="retrieve_personal_memory",
+            description="Current facts and preferences about the user that match a query, best first.",
+            input=RetrieveInput, output=RecallOutput, handler=personal.retrieve_personal_memory,
+            read_only=True, idempotent=True, core=False,
+        ),
+        Flow(
+            name="add_tool_call_result",
+            description="Record tool call results (tool_name, input, output, success, time_cost, token_cost).",
+            input=AddToolCallResultInput, output=ToolMemoryOutput, handler=tool.add_tool_call_result, core=False,
+        ),
+        Flow(
+            name="summary_tool_memory",
+            description="Per-tool statistics from the recorded calls plus an LLM-written usage guideline.",
+            input=ToolNamesInput, output=ToolMemoryOutput, handler=tool.summary_tool_memory, core=False,
+        ),
+        Flow(
+            name="retrieve_tool_memory",
+            description="The memory of each named tool: current statistics and its guideline (exact lookup).",
+            input=ToolNamesInput, output=ToolMemoryOutput, handler=tool.retrieve_tool_memory,
+            read_only=True, idempotent=True, core=False,
         ),
     )
 }

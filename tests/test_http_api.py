@@ -69,3 +69,16 @@ def test_working_memory_over_http(http_server: str) -> None:
         assert refused.status_code == 400 and "is absolute" in refused.json()["answer"]
         missing = client.post("/read_working_memory", json={"file": "nope/0001-x.txt"})
         assert missing.status_code == 404
+
+
+def test_reme_flows_by_name_over_http(http_server: str) -> None:
+    with httpx.Client(base_url=http_server, timeout=60) as client:
+        added = client.post("/add_tool_call_result", json={"workspace_id": "w1", "tool_call_results": [
+            {"tool_name": "grep", "input": {"pattern": "x"}, "output": "3 matches", "success": True, "time_cost": 0.2},
+            {"tool_name": "grep", "input": {"pattern": "("}, "output": "bad regex", "success": False, "time_cost": 0.1},
+        ]})
+        assert added.status_code == 200, added.text
+        looked_up = client.post("/retrieve_tool_memory", json={"workspace_id": "w1", "tool_names": "grep"}).json()
+        assert looked_up["metadata"]["tools"][0]["stats"]["success_rate"] == 0.5
+        no_llm = client.post("/summary_task_memory", json={"trajectories": [{"messages": [{"role": "user", "content": "hi"}]}]})
+        assert no_llm.status_code == 503 and "FLOW_LLM_API_KEY" in no_llm.json()["answer"]

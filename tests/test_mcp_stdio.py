@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REME, mcp_stdio, server_env
+from openai_stub import OpenAIStub, Reply
 from reme_mcp.flows import CORE_TOOLS
 from trajectories import answered, long_trajectory
 
@@ -207,3 +208,26 @@ async def test_working_memory_round_trip_over_mcp(tmp_path: Path) -> None:
             "summary_working_memory", {"messages": messages, "working_summary_mode": "compress"}
         )
         assert compress.is_error and "FLOW_LLM_BASE_URL" in text_of(compress)
+
+
+async def test_summarize_trajectory_over_mcp_with_and_without_an_llm(tmp_path: Path) -> None:
+    lesson = {"memories": [{"when_to_use": "Deploying the API service on Fridays",
+                            "content": "Run the smoke tests against staging before switching traffic.",
+                            "kind": "lesson", "tags": ["deploy"], "confidence": 0.9}]}
+    runs = [{"messages": [{"role": "user", "content": "Deploy the API."},
+                          {"role": "assistant", "content": "Smoke tests passed on staging; traffic switched."}],
+             "score": 1.0}]
+    async with mcp_stdio(tmp_path / "bare") as session:
+        refused = await session.call_tool("summarize_trajectory", {"trajectories": runs})
+        assert refused.is_error and "FLOW_LLM_BASE_URL" in text_of(refused)
+        assert not (await session.call_tool("recall", {"query": "anything"})).is_error  # the rest still works
+    with OpenAIStub() as stub:
+        stub.replies.append(Reply(content=json.dumps(lesson)))
+        async with mcp_stdio(tmp_path / "llm", f"llm.default.base_url={stub.url}", "llm.default.api_key=k",
+                             "llm.default.model_name=local-model") as session:
+            learned = await session.call_tool("summarize_trajectory", {"trajectories": runs, "kind": "task"})
+            assert not learned.is_error, text_of(learned)
+            [memory] = learned.structured_content["stored"]
+            found = await session.call_tool("recall", {"query": "how to deploy the API", "memory_type": "task"})
+            assert found.structured_content["memories"][0]["id"] == memory["id"]
+    assert stub.chat_requests[0]["model"] == "local-model"

@@ -55,7 +55,7 @@ def _public(memory: Memory) -> StoredMemory:
     return StoredMemory(**memory.model_dump())
 
 
-async def _require_workspace(services: Services, workspace_id: str) -> None:
+async def require_workspace(services: Services, workspace_id: str) -> None:
     if workspace_id == services.config.default_workspace:
         return
     if not await anyio.to_thread.run_sync(services.store.workspace_exists, workspace_id):
@@ -91,12 +91,13 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
 
 async def recall(services: Services, args: RecallInput) -> RecallOutput:
     workspace_id = services.workspace(args.workspace_id)
-    await _require_workspace(services, workspace_id)
+    await require_workspace(services, workspace_id)
 
     def search() -> list[Hit]:
         vector = services.embedder.encode([args.query])[0]
         ranked = hybrid.search(
-            services.store, services.dense, workspace_id, args.query, vector, args.top_k, services.config.retrieval
+            services.store, services.dense, workspace_id, args.query, vector, args.top_k, services.config.retrieval,
+            args.memory_type,
         )
         memories = services.store.fetch([r.rowid for r in ranked])
         return [
@@ -111,7 +112,7 @@ async def recall(services: Services, args: RecallInput) -> RecallOutput:
 
 async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
     workspace_id = services.workspace(args.workspace_id)
-    await _require_workspace(services, workspace_id)
+    await require_workspace(services, workspace_id)
     if not await anyio.to_thread.run_sync(services.store.delete, workspace_id, args.memory_id):
         raise NotFound(
             f"No memory '{args.memory_id}' in workspace '{workspace_id}'. Use recall to find the id; "

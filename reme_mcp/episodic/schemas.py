@@ -6,9 +6,11 @@ Field descriptions are written for the agent that reads the tool schema.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from reme_mcp.store.base import MemoryType
 
 WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -56,10 +58,18 @@ class RememberInput(_Input):
     )
 
 
+MemoryTypes = Annotated[
+    list[MemoryType] | None,
+    BeforeValidator(_split_keywords),
+    Field(description="Only these kinds (episode, task, personal, tool; a list or comma-separated). Omit for all."),
+]
+
+
 class RecallInput(_Input):
     query: str = Field(min_length=1, description="What to look for, in plain words: a question, a phrase, a name.")
     top_k: int = Field(3, ge=1, le=100, description="How many memories to return, best first.")
     workspace_id: WorkspaceId = None
+    memory_type: MemoryTypes = None
 
 
 class ForgetInput(_Input):
@@ -74,6 +84,8 @@ class StoredMemory(BaseModel):
     keywords: list[str]
     metadata: dict[str, Any]
     created_at: datetime
+    memory_type: MemoryType = Field(description="episode (remember), or task / personal / tool (distilled).")
+    status: Literal["active", "superseded"] = "active"
 
 
 class RememberOutput(BaseModel):
@@ -105,6 +117,10 @@ def _preview(text: str) -> str:
     return f"{text[:PREVIEW_CHARS]}… (+{len(text) - PREVIEW_CHARS} chars; full text in structuredContent)"
 
 
+def _kind(hit: Hit) -> str:
+    return "" if hit.memory_type == "episode" else f"{hit.memory_type} memory, "
+
+
 class RecallOutput(BaseModel):
     query: str
     workspace_id: str
@@ -114,13 +130,13 @@ class RecallOutput(BaseModel):
         if not self.memories:
             return f"No memories in workspace '{self.workspace_id}' match {self.query!r}."
         best, *rest = self.memories
-        lines = [f"Best match: {best.id} (similarity {best.similarity:.3f})", best.text]
+        lines = [f"Best match: {best.id} ({_kind(best)}similarity {best.similarity:.3f})", best.text]
         if best.keywords:
             lines.append(f"keywords: {', '.join(best.keywords)}")
         if rest:
             lines += ["", "Closest matches:"]
             for rank, hit in enumerate(rest, start=2):
-                lines.append(f"{rank}. {hit.id} (similarity {hit.similarity:.3f}): {_preview(hit.text)}")
+                lines.append(f"{rank}. {hit.id} ({_kind(hit)}similarity {hit.similarity:.3f}): {_preview(hit.text)}")
         return "\n".join(lines)
 
 

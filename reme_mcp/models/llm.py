@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from reme_mcp import prompts
 from reme_mcp.config import LLMConfig, env_or, secret
 from reme_mcp.errors import LLMFailed, LLMUnavailable
 
@@ -62,6 +63,10 @@ class LLM:
                 "endpoint, e.g. http://127.0.0.1:8080/v1) and FLOW_LLM_API_KEY in .env or the environment, and "
                 f"llm.default.model_name (now {self.config.model_name!r}); see example.env."
             )
+
+    def prompt(self, name: str) -> str:
+        """The system prompt `name` in the configured llm.default.prompt_language (English if none)."""
+        return prompts.load(name, self.config.prompt_language)
 
     def _client_for_use(self):  # noqa: ANN202 - openai.AsyncOpenAI, imported lazily
         if self._client is None:

@@ -32,15 +32,16 @@ def search(
     query_vector: np.ndarray | None,
     top_k: int,
     config: RetrievalConfig,
+    types: list[str] | None = None,
 ) -> list[Ranked]:
-    """The best `top_k` memories of a workspace, best first, with fused score and cosine similarity."""
+    """The best `top_k` active memories of a workspace (of `types`), best first, with fused score and cosine."""
     depth = max(config.candidates, top_k)
     lexical: list[tuple[int, float]] = []
     semantic: list[tuple[int, float]] = []
     if config.mode != "dense":
-        lexical = store.lexical(workspace_id, match_expression(query), depth)
+        lexical = store.lexical(workspace_id, match_expression(query), depth, types)
     if config.mode != "lexical" and query_vector is not None:
-        semantic = dense.search(workspace_id, query_vector, depth)
+        semantic = dense.search(workspace_id, query_vector, depth, types)
     if config.mode == "hybrid":
         rankings = [([r for r, _ in lexical], 1.0), ([r for r, _ in semantic], config.dense_weight)]
         fused = rrf(rankings, k=config.rrf_k)

@@ -9,14 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 
+MemoryType = Literal["episode", "task", "personal", "tool"]
+MEMORY_TYPES: tuple[str, ...] = ("episode", "task", "personal", "tool")
+
+
 class Memory(BaseModel):
-    """One stored episode, exactly as it was given."""
+    """One stored memory, its text exactly as it was given.
+
+    Episodes come from `remember`; task, personal and tool memories are distilled
+    from agent runs, with their structured fields in `metadata`. A personal fact that
+    a newer one contradicts is kept with status `superseded`; recall skips it.
+    """
 
     id: str
     workspace_id: str
@@ -24,6 +33,8 @@ class Memory(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
+    memory_type: MemoryType = "episode"
+    status: Literal["active", "superseded"] = "active"
 
 
 class Embedding(BaseModel):
@@ -67,8 +78,10 @@ class MemoryStore(Protocol):
 
     def delete(self, workspace_id: str, memory_id: str) -> bool: ...
 
-    def lexical(self, workspace_id: str, match: str, limit: int) -> list[tuple[int, float]]:
-        """(rowid, score) by BM25 for an FTS5 match expression, best first; higher is better."""
+    def lexical(
+        self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
+    ) -> list[tuple[int, float]]:
+        """(rowid, score) by BM25 for an FTS5 match expression over active memories (of `types`), best first."""
 
     def fingerprint(self, workspace_id: str) -> tuple[int, int]:
         """(count, max rowid): changes whenever a memory of the workspace is added or removed."""
@@ -76,8 +89,15 @@ class MemoryStore(Protocol):
     def count(self) -> int:
         """Memories in the whole store."""
 
-    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(rowids, matrix) of every vector in the workspace."""
+    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rowids, matrix, kinds) of every vector in the workspace; kind is the memory type, '' if superseded."""
+
+    def replace(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> None:
+        """Rewrite the memory with this id (status, metadata, text) under a new rowid."""
+
+    def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float]]) -> int: ...
+
+    def tool_calls(self, workspace_id: str, tool_name: str) -> list[str]: ...
 
     def fetch(self, rowids: list[int]) -> dict[int, Memory]: ...
 

@@ -28,7 +28,7 @@ from reme_mcp.store.base import Embedding, Memory
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: memory_type and status columns, tool_calls table (a v1 store is upgraded in place)
 
 # One statement per string: executescript() would commit the open transaction first.
 _SCHEMA = (
@@ -45,8 +45,18 @@ _SCHEMA = (
         embedding_model TEXT NOT NULL,
         embedding_dim INTEGER NOT NULL,
         embedding BLOB NOT NULL,
+        memory_type TEXT NOT NULL DEFAULT 'episode',
+        status TEXT NOT NULL DEFAULT 'active',
         UNIQUE (workspace_id, id)
     )""",
+    """CREATE TABLE IF NOT EXISTS tool_calls (
+        rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id TEXT NOT NULL,
+        tool_name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS tool_calls_by_name ON tool_calls (workspace_id, tool_name)",
     # Keywords are indexed as their JSON list: the tokenizer drops the brackets, quotes
     # and commas and keeps the words, so the triggers need no Python.
     """CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
@@ -62,11 +72,17 @@ _SCHEMA = (
     END""",
 )
 
-_COLUMNS = "rowid, workspace_id, id, text, keywords, metadata, created_at"
+# Columns added after version 1, with their definitions, for upgrading an older store in place.
+_ADDED_COLUMNS = {
+    "memory_type": "TEXT NOT NULL DEFAULT 'episode'",
+    "status": "TEXT NOT NULL DEFAULT 'active'",
+}
+
+_COLUMNS = "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status"
 
 
 def _row_to_memory(row: tuple) -> tuple[int, Memory]:
-    rowid, workspace_id, memory_id, text, keywords, metadata, created_at = row
+    rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status = row
     return rowid, Memory(
         id=memory_id,
         workspace_id=workspace_id,
@@ -74,7 +90,17 @@ def _row_to_memory(row: tuple) -> tuple[int, Memory]:
         keywords=json.loads(keywords),
         metadata=json.loads(metadata),
         created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
+        memory_type=memory_type,
+        status=status,
     )
+
+
+def _type_filter(types: list[str] | None, alias: str = "") -> tuple[str, list[str]]:
+    """SQL that keeps active memories of the given types (all types when None)."""
+    clause = f" AND {alias}status = 'active'"
+    if types:
+        clause += f" AND {alias}memory_type IN ({','.join('?' * len(types))})"
+    return clause, list(types or [])
 
 
 class SQLiteStore:
@@ -99,8 +125,12 @@ class SQLiteStore:
         with self._write():
             for statement in _SCHEMA:
                 db.execute(statement)
+            present = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
+            for column, definition in _ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE memories ADD COLUMN {column} {definition}")
             version = self._meta("schema_version")
-            if version is None:
+            if version is None or int(version) < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
             elif int(version) > SCHEMA_VERSION:
                 raise StoreMismatch(
@@ -180,15 +210,18 @@ class SQLiteStore:
             ).fetchone()
         return _row_to_memory(row)[1] if row else None
 
-    def lexical(self, workspace_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+    def lexical(
+        self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
+    ) -> list[tuple[int, float]]:
         if not match:
             return []
+        clause, params = _type_filter(types, "m.")
         with self._lock:
             rows = self.db.execute(
                 "SELECT m.rowid, bm25(memories_fts) AS rank FROM memories_fts "
                 "JOIN memories m ON m.rowid = memories_fts.rowid "
-                "WHERE memories_fts MATCH ? AND m.workspace_id = ? ORDER BY rank LIMIT ?",
-                (match, workspace_id, limit),
+                f"WHERE memories_fts MATCH ? AND m.workspace_id = ?{clause} ORDER BY rank LIMIT ?",
+                (match, workspace_id, *params, limit),
             ).fetchall()
         return [(rowid, -rank) for rowid, rank in rows]
 
@@ -203,17 +236,19 @@ class SQLiteStore:
         with self._lock:
             return self.db.execute("SELECT count(*) FROM memories").fetchone()[0]
 
-    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT rowid, embedding_dim, embedding FROM memories WHERE workspace_id = ? ORDER BY rowid",
+                "SELECT rowid, embedding_dim, embedding, CASE WHEN status = 'active' THEN memory_type ELSE '' END "
+                "FROM memories WHERE workspace_id = ? ORDER BY rowid",
                 (workspace_id,),
             ).fetchall()
         if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=object)
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), rows[0][1])
-        return rowids, matrix
+        kinds = np.array([r[3] for r in rows], dtype=object)
+        return rowids, matrix, kinds
 
     def fetch(self, rowids: list[int]) -> dict[int, Memory]:
         if not rowids:
@@ -237,35 +272,78 @@ class SQLiteStore:
 
     # -- writes -------------------------------------------------------------------
 
+    def _insert(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> sqlite3.Cursor:
+        return self.db.execute(
+            "INSERT OR IGNORE INTO memories(workspace_id, id, text, keywords, metadata, created_at, "
+            "embedding_model, embedding_dim, embedding, memory_type, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                memory.workspace_id,
+                memory.id,
+                memory.text,
+                json.dumps(memory.keywords, ensure_ascii=False),
+                json.dumps(memory.metadata, ensure_ascii=False),
+                memory.created_at.timestamp(),
+                embedding.model_id,
+                embedding.dim,
+                np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+                memory.memory_type,
+                memory.status,
+            ),
+        )
+
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
-        blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         with self._write():
             self._check_embedding(embedding)
             self.db.execute(
                 "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
                 (memory.workspace_id, memory.created_at.timestamp()),
             )
-            cursor = self.db.execute(
-                "INSERT OR IGNORE INTO memories(workspace_id, id, text, keywords, metadata, created_at, "
-                "embedding_model, embedding_dim, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    memory.workspace_id,
-                    memory.id,
-                    memory.text,
-                    json.dumps(memory.keywords, ensure_ascii=False),
-                    json.dumps(memory.metadata, ensure_ascii=False),
-                    memory.created_at.timestamp(),
-                    embedding.model_id,
-                    embedding.dim,
-                    blob,
-                ),
-            )
+            cursor = self._insert(memory, vector, embedding)
             created = cursor.rowcount == 1
         if created:
             return memory, True
         stored = self.get(memory.workspace_id, memory.id)
         assert stored is not None, "INSERT OR IGNORE skipped a row that is not there"
         return stored, False
+
+    def replace(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> None:
+        """Rewrite a memory (same id) in one transaction.
+
+        The row is deleted and inserted again, so it gets a new rowid and every
+        process's dense cache sees the change through the fingerprint.
+        """
+        with self._write():
+            self._check_embedding(embedding)
+            self.db.execute(
+                "DELETE FROM memories WHERE workspace_id = ? AND id = ?", (memory.workspace_id, memory.id)
+            )
+            self.db.execute(
+                "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
+                (memory.workspace_id, memory.created_at.timestamp()),
+            )
+            self._insert(memory, vector, embedding)
+
+    def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float]]) -> int:
+        """Append (tool_name, record JSON, created_at) rows; returns how many were written."""
+        with self._write():
+            self.db.execute(
+                "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
+                (workspace_id, datetime.now(timezone.utc).timestamp()),
+            )
+            self.db.executemany(
+                "INSERT INTO tool_calls(workspace_id, tool_name, record, created_at) VALUES (?, ?, ?, ?)",
+                [(workspace_id, name, record, created) for name, record, created in records],
+            )
+        return len(records)
+
+    def tool_calls(self, workspace_id: str, tool_name: str) -> list[str]:
+        """Every stored call record (JSON) of one tool, oldest first."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT record FROM tool_calls WHERE workspace_id = ? AND tool_name = ? ORDER BY rowid",
+                (workspace_id, tool_name),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def delete(self, workspace_id: str, memory_id: str) -> bool:
         with self._write():

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, model_validator
 
-from reme_mcp import prompts
 from reme_mcp.models.llm import LLM
 from reme_mcp.models.tokens import MESSAGE_OVERHEAD, count_tokens
 from reme_mcp.working.compact import Draft
@@ -86,7 +85,7 @@ async def compress(
                 message_range=(first, stop - 1),
             )
         )
-    system = prompts.load("compress_working_memory")
+    system = llm.prompt("compress_working_memory")
     replaced: list[tuple[int, int, str]] = []
     for first, stop, name, text in written:
         snapshot = await llm.complete_json(
