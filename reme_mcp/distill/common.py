@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-from reme_mcp.distill.schemas import Duplicate, Trajectory
+from reme_mcp.distill.schemas import DistillOutput, Duplicate, RetrieveInput, SummaryInput, Trajectory
+from reme_mcp.episodic import memories
 from reme_mcp.episodic.memories import embedding_text
+from reme_mcp.episodic.schemas import RecallInput, RecallOutput
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, MemoryType, content_id
 
@@ -84,3 +87,25 @@ class Writer:
         if not created:
             return Duplicate(text=text, duplicate_of=stored.id, similarity=1.0)
         return stored
+
+
+Distill = Callable[[Services, str, list[Trajectory]], Awaitable[DistillOutput]]
+
+
+def summary_flow(distill: Distill) -> Callable[[Services, SummaryInput], Awaitable[DistillOutput]]:
+    """ReMe's summary_<type>_memory: distil the trajectories into the request's workspace."""
+
+    async def handler(services: Services, args: SummaryInput) -> DistillOutput:
+        return await distill(services, services.workspace(args.workspace_id), args.trajectories)
+
+    return handler
+
+
+def retrieve_flow(memory_type: MemoryType) -> Callable[[Services, RetrieveInput], Awaitable[RecallOutput]]:
+    """ReMe's retrieve_<type>_memory: recall restricted to one memory type."""
+
+    async def handler(services: Services, args: RetrieveInput) -> RecallOutput:
+        query = RecallInput(query=args.query, top_k=args.top_k, workspace_id=args.workspace_id, memory_type=[memory_type])
+        return await memories.recall(services, query)
+
+    return handler

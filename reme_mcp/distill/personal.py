@@ -12,17 +12,13 @@ from datetime import datetime, timezone
 
 import anyio.to_thread
 
-from reme_mcp.distill.common import Writer, render_trajectory
+from reme_mcp.distill.common import Writer, retrieve_flow, summary_flow, render_trajectory
 from reme_mcp.distill.schemas import (
     DistillOutput,
     PersonalExtraction,
-    RetrieveInput,
     Superseded,
-    SummaryInput,
     Trajectory,
 )
-from reme_mcp.episodic import memories
-from reme_mcp.episodic.schemas import RecallInput, RecallOutput
 from reme_mcp.retrieval import hybrid
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory
@@ -103,10 +99,5 @@ async def distill(services: Services, workspace_id: str, trajectories: list[Traj
     return await anyio.to_thread.run_sync(store)
 
 
-async def summary_personal_memory(services: Services, args: SummaryInput) -> DistillOutput:
-    return await distill(services, services.workspace(args.workspace_id), args.trajectories)
-
-
-async def retrieve_personal_memory(services: Services, args: RetrieveInput) -> RecallOutput:
-    query = RecallInput(query=args.query, top_k=args.top_k, workspace_id=args.workspace_id, memory_type=["personal"])
-    return await memories.recall(services, query)
+summary_personal_memory = summary_flow(distill)
+retrieve_personal_memory = retrieve_flow("personal")

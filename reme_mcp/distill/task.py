@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import anyio.to_thread
 
-from reme_mcp.distill.common import Writer, outcome, render_trajectory
-from reme_mcp.distill.schemas import DistillOutput, RetrieveInput, SummaryInput, TaskExtraction, Trajectory
-from reme_mcp.episodic import memories
-from reme_mcp.episodic.schemas import RecallInput, RecallOutput
+from reme_mcp.distill.common import Writer, retrieve_flow, summary_flow, outcome, render_trajectory
+from reme_mcp.distill.schemas import DistillOutput, TaskExtraction, Trajectory
 from reme_mcp.services import Services
 
 DUPLICATE_SIMILARITY = 0.9
@@ -47,10 +45,5 @@ async def distill(services: Services, workspace_id: str, trajectories: list[Traj
     return await anyio.to_thread.run_sync(store)
 
 
-async def summary_task_memory(services: Services, args: SummaryInput) -> DistillOutput:
-    return await distill(services, services.workspace(args.workspace_id), args.trajectories)
-
-
-async def retrieve_task_memory(services: Services, args: RetrieveInput) -> RecallOutput:
-    query = RecallInput(query=args.query, top_k=args.top_k, workspace_id=args.workspace_id, memory_type=["task"])
-    return await memories.recall(services, query)
+summary_task_memory = summary_flow(distill)
+retrieve_task_memory = retrieve_flow("task")
