@@ -73,6 +73,11 @@ class LLMConfig(_Section):
     api_key: SecretStr | None = Field(None, description="Falls back to FLOW_LLM_API_KEY.")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one LLM answer.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries after an HTTP error, timeout or unusable output.")
+    response_format: Literal["text", "json_schema"] = Field(
+        "text", description="json_schema: send each answer's JSON schema (OpenAI structured outputs, llama.cpp, "
+        "vLLM), so the server can only produce valid JSON; text: ask for JSON in the prompt only."
+    )
+    max_tokens: int | None = Field(None, ge=16, description="Cap on one answer's length; unset: the server's default.")
     prompt_language: Literal["en", "zh", "ru"] = Field(
         "en", description="Prompt files used (reme_mcp/prompts/*.<lang>.md, English where none exists)."
     )

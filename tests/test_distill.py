@@ -277,3 +277,14 @@ async def test_prompts_are_files_and_follow_the_configured_language(stub: OpenAI
     prompt_file = Path(__file__).parents[1] / "reme_mcp" / "prompts" / "personal_memory.ru.md"
     assert system == prompt_file.read_text(encoding="utf-8").strip()
     assert learned.metadata["stored"][0]["metadata"]["valid_from"] == "2026-05-01T00:00:00+00:00"
+
+
+async def test_json_schema_mode_sends_the_bounded_answer_schema(stub: OpenAIStub, tmp_path: Path) -> None:
+    stub.replies.append(answer(LESSONS))
+    async with ReMeApp(store_dir=str(tmp_path), llm__default__base_url=stub.url,
+                       llm__default__response_format="json_schema", llm__default__max_tokens=900) as app:
+        await app.async_execute("summary_task_memory", trajectories=[GOOD])
+    [request] = stub.chat_requests
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert request["response_format"]["type"] == "json_schema" and request["max_tokens"] == 900
+    assert schema["properties"]["memories"]["maxItems"] == 10

@@ -177,32 +177,34 @@ class SummarizeTrajectoryOutput(DistillOutput):
 
 # -- what the LLM answers ------------------------------------------------------------
 
-Tags = Annotated[list[str], BeforeValidator(_split_keywords)]
+# Bounds keep answers focused, and with llm.default.response_format=json_schema they let a
+# constrained decoder (llama.cpp, vLLM) stop instead of repeating itself to max_tokens.
+Tags = Annotated[list[Annotated[str, Field(max_length=40)]], BeforeValidator(_split_keywords), Field(max_length=8)]
 
 
 class TaskItem(BaseModel):
-    when_to_use: str = Field(min_length=3)
-    content: str = Field(min_length=3)
-    kind: str = "lesson"
+    when_to_use: str = Field(min_length=3, max_length=300)
+    content: str = Field(min_length=3, max_length=1000)
+    kind: Literal["lesson", "pitfall", "comparison"] = "lesson"
     tags: Tags = []
     confidence: float = Field(0.7, ge=0, le=1)
 
 
 class TaskExtraction(BaseModel):
-    memories: list[TaskItem]
+    memories: list[TaskItem] = Field(max_length=10)
 
 
 class PersonalItem(BaseModel):
-    content: str = Field(min_length=3)
-    stated_at: str | None = None
-    supersedes: list[str] = []
+    content: str = Field(min_length=3, max_length=300)
+    stated_at: str | None = Field(None, max_length=40)
+    supersedes: list[Annotated[str, Field(max_length=128)]] = Field(default=[], max_length=10)
     tags: Tags = []
     confidence: float = Field(0.8, ge=0, le=1)
 
 
 class PersonalExtraction(BaseModel):
-    facts: list[PersonalItem]
+    facts: list[PersonalItem] = Field(max_length=20)
 
 
 class ToolGuideline(BaseModel):
-    guideline: str = Field(min_length=3)
+    guideline: str = Field(min_length=3, max_length=1500)

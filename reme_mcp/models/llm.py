@@ -86,15 +86,25 @@ class LLM:
         from openai import APIError, APITimeoutError
 
         client = self._client_for_use()
+        options: dict[str, object] = {"temperature": 0}
+        if self.config.max_tokens:
+            options["max_tokens"] = self.config.max_tokens
+        if self.config.response_format == "json_schema":
+            options["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+            }
         attempts = self.config.max_retries + 1
         problem = ""
         for attempt in range(1, attempts + 1):
             try:
                 response = await client.chat.completions.create(
-                    model=self.config.model_name, messages=messages, temperature=0
+                    model=self.config.model_name, messages=messages, **options
                 )
-                text = response.choices[0].message.content or ""
-                return schema.model_validate(extract_json(text))
+                choice = response.choices[0]
+                if choice.finish_reason == "length":
+                    raise ValueError("the answer was cut off by the token limit")
+                return schema.model_validate(extract_json(choice.message.content or ""))
             except APITimeoutError:
                 problem = f"no answer within {self.config.timeout:g} s (llm.default.timeout)"
             except APIError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from reme_mcp.models.llm import LLM
 from reme_mcp.models.tokens import MESSAGE_OVERHEAD, count_tokens
@@ -25,13 +25,13 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Items = Annotated[list[str], BeforeValidator(_as_list)]
+Items = Annotated[list[Annotated[str, Field(max_length=600)]], BeforeValidator(_as_list), Field(max_length=30)]
 
 
 class Snapshot(BaseModel):
-    """What the LLM must answer with."""
+    """What the LLM must answer with (bounded: see distill/schemas.py)."""
 
-    goal: str = ""
+    goal: str = Field("", max_length=600)
     key_knowledge: Items = []
     recent_actions: Items = []
     open_items: Items = []
