@@ -93,6 +93,9 @@ class ReMeApp:
         return self
 
     async def close(self) -> None:
+        services = self._services
+        if services is not None:
+            await services.llm.aclose()
         with self._open_lock:
             if self._store is not None:
                 self._store.close()

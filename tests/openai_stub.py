@@ -35,6 +35,7 @@ class Reply:
     content: str = ""
     status: int = 200
     delay: float = 0.0
+    body: dict[str, Any] | None = None  # sent as is instead of a chat completion (a broken proxy, say)
 
 
 class OpenAIStub:
@@ -53,7 +54,9 @@ class OpenAIStub:
                 elif self.path == "/v1/chat/completions":
                     reply = stub.replies.popleft() if stub.replies else stub.default
                     time.sleep(reply.delay)
-                    if reply.status != 200:
+                    if reply.body is not None:
+                        self._json(reply.status, reply.body)
+                    elif reply.status != 200:
                         self._json(reply.status, {"error": {"message": "scripted failure", "type": "server_error"}})
                     else:
                         self._json(200, stub._chat(body, reply.content))

@@ -288,3 +288,48 @@ async def test_json_schema_mode_sends_the_bounded_answer_schema(stub: OpenAIStub
     schema = request["response_format"]["json_schema"]["schema"]
     assert request["response_format"]["type"] == "json_schema" and request["max_tokens"] == 900
     assert schema["properties"]["memories"]["maxItems"] == 10
+
+
+async def test_a_fact_stated_again_after_it_was_superseded_becomes_current_again(
+    stub: OpenAIStub, tmp_path: Path
+) -> None:
+    async with app_for(stub, tmp_path) as app:
+        stub.replies.append(answer({"facts": [{"content": "The user lives in Berlin.", "tags": ["home"]}]}))
+        [berlin] = (await app.async_execute("summary_personal_memory", trajectories=[chat("Berlin", "2024-01-01")])).metadata["stored"]
+        stub.replies.append(answer({"facts": [{"content": "The user lives in Munich.", "supersedes": [berlin["id"]]}]}))
+        [munich] = (await app.async_execute("summary_personal_memory", trajectories=[chat("Munich", "2025-01-01")])).metadata["stored"]
+        stub.replies.append(answer({"facts": [
+            {"content": "The user lives in Berlin.", "tags": ["city"], "supersedes": [munich["id"]]},
+            {"content": "The user lives in Berlin.", "tags": ["other", "tags"]},  # the same fact, other tags
+        ]}))
+        back = await app.async_execute("summary_personal_memory", trajectories=[chat("Back in Berlin", "2026-01-01")])
+        home = await app.async_execute("retrieve_personal_memory", query="where does the user live", top_k=5)
+    assert [m["id"] for m in back.metadata["stored"]] == [berlin["id"]]
+    assert back.metadata["stored"][0]["metadata"]["valid_from"] == "2026-01-01T00:00:00+00:00"
+    assert [s["id"] for s in back.metadata["superseded"]] == [munich["id"]]
+    assert [d["duplicate_of"] for d in back.metadata["duplicates"]] == [berlin["id"]]
+    assert [m["text"] for m in home.metadata["memories"]] == ["The user lives in Berlin."]
+
+
+async def test_an_answer_without_choices_is_retried_then_reported(stub: OpenAIStub, tmp_path: Path) -> None:
+    broken = Reply(body={"error": {"message": "upstream overloaded"}})
+    stub.replies.extend([broken, broken, answer({"memories": []}), Reply(status=500), Reply(status=500)])
+    async with app_for(stub, tmp_path) as app:
+        with pytest.raises(LLMFailed, match="no choices"):
+            await app.async_execute("summary_task_memory", trajectories=[GOOD])
+        # auto: personal answered "nothing", task failed -> a failure, not an empty success
+        with pytest.raises(LLMFailed, match="HTTP 500"):
+            await app.async_execute("summarize_trajectory", trajectories=[chat("hello", "2026-01-01")])
+
+
+async def test_odd_tool_calls_are_counted_and_a_resent_run_is_not_counted_twice(
+    stub: OpenAIStub, tmp_path: Path
+) -> None:
+    odd = run("List things.", [("[1, 2]", "one two"), ("not json", "Traceback (most recent call last): ...")], None, "odd")
+    odd["messages"][2]["time_cost"] = -3  # nonsense timing is dropped, not fatal
+    stub.default = answer({"guideline": "Pass a JSON object, not a list."})
+    async with app_for(stub, tmp_path) as app:
+        for _ in range(2):
+            learned = await app.async_execute("summarize_trajectory", trajectories=[odd], kind="tool")
+    [tool] = learned.metadata["tools"]
+    assert tool["stats"]["calls"] == 2 and tool["stats"]["successes"] == 1 and tool["stats"]["avg_time_cost"] is None

@@ -41,13 +41,16 @@ async def session_over(transport: str, tmp_path: Path, *overrides: str, token: s
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with reme_server(tmp_path, "backend=mcp", f"mcp.transport={transport}", *overrides) as port:
         assert listen_addresses(port) <= {"0100007F", "00000000"}
-        if transport == "sse":
-            client = sse_client(f"http://127.0.0.1:{port}/sse", headers=headers)
-        else:
-            client = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=httpx2.AsyncClient(headers=headers))
-        async with client as streams, ClientSession(streams[0], streams[1]) as session:
-            await session.initialize()
-            yield session
+        # The caller owns an http_client it hands to the SDK: closing it here, in this event loop,
+        # keeps it from being garbage-collected (and closed) inside a later test's loop.
+        async with httpx2.AsyncClient(headers=headers) as http:
+            if transport == "sse":
+                client = sse_client(f"http://127.0.0.1:{port}/sse", headers=headers)
+            else:
+                client = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            async with client as streams, ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                yield session
 
 
 @pytest.mark.parametrize("transport", ["stdio", "sse", "streamable-http"])

@@ -296,3 +296,39 @@ async def test_without_an_llm_compact_works_and_compress_says_what_to_set(tmp_pa
         assert "FLOW_LLM_BASE_URL" in auto.answer
         with pytest.raises(LLMUnavailable, match="FLOW_LLM_BASE_URL.*FLOW_LLM_API_KEY"):
             await app.async_execute("summary_working_memory", messages=run(), working_summary_mode="compress")
+
+
+async def test_odd_but_valid_input_gets_an_answer_or_a_clear_error(tmp_path: Path) -> None:
+    call = {"id": "call: 1", "type": "function", "function": {"name": "shot", "arguments": {"url": "x"}}}
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    messages = [
+        {"role": "user", "content": "look \ud800 here"},  # a lone surrogate is valid JSON
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call: 1", "content": [{"type": "text", "text": "line\r\n" * 3000}, image]},
+        {"role": "tool", "tool_call_id": "call: 1", "content": "small"},
+        {"role": "assistant", "content": "done"},
+    ]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        result = await app.async_execute(
+            "summary_working_memory", messages=messages, max_total_tokens=10, keep_recent_count=1,
+            max_tool_message_tokens=1,
+        )
+        new = result.metadata["messages"]
+        assert new[2]["content"][1] == image and "offloaded" in new[2]["content"][0]["text"]  # the image stays
+        assert new[3]["content"] == "small"  # a pointer would be bigger than the result
+        [entry] = result.metadata["files"]
+        page = await app.async_execute("read_working_memory", file=entry["file"], limit=5000)
+        assert page.metadata["content"] == "line\r\n" * 3000
+        with pytest.raises(InvalidInput, match="not a valid regular expression"):
+            await app.async_execute("grep_working_memory", pattern="(?V1)a", regex=True)
+        with pytest.raises(InvalidInput, match="is not allowed"):
+            await app.async_execute("summary_working_memory", messages=messages, store_dir="abc\n")
+
+
+def test_json_is_found_in_the_ways_models_answer() -> None:
+    from reme_mcp.models.llm import extract_json
+
+    assert extract_json('Here: {"goal": "x"} Note: use {placeholders} next time.') == {"goal": "x"}
+    assert extract_json('```json\n{"a": 1}\n```') == {"a": 1}
+    with pytest.raises(ValueError, match="no JSON object"):
+        extract_json("I could not do it {sorry}.")

@@ -45,17 +45,19 @@ def _arguments(arguments: Any) -> str:
     return shown if len(shown) <= 500 else shown[:500] + "…"
 
 
-def memory_id(memory_type: MemoryType, text: str, keywords: list[str]) -> str:
-    """Distilled memories get ids of their own kind, so a lesson never collides with an episode of the same text."""
-    return content_id(f"{memory_type}\n{text}", keywords)
+def memory_id(memory_type: MemoryType, text: str) -> str:
+    """A distilled memory's id comes from its type and text only: the same fact with other tags is the same
+    memory, and a lesson never collides with an episode of the same text."""
+    return content_id(f"{memory_type}\n{text}", [])
 
 
 class Writer:
     """Stores distilled memories of one workspace, skipping what it already holds.
 
-    A memory is a duplicate when its id exists (the same text) or when an active memory
-    of the same type is at least `threshold` cosine-similar to it (the same lesson in
-    other words). Memories stored earlier in the same call count too.
+    A memory is a duplicate when an active memory has its id (the same text) or when an
+    active memory of the same type is at least `threshold` cosine-similar to it (the same
+    lesson in other words). Memories stored earlier in the same call count too. The same
+    text as a *superseded* memory makes that memory current again (the user moved back).
     """
 
     def __init__(self, services: Services, workspace_id: str, memory_type: MemoryType, threshold: float):
@@ -76,13 +78,17 @@ class Writer:
 
     def store(self, text: str, keywords: list[str], metadata: dict[str, Any]) -> Memory | Duplicate:
         vector = self.vector(text, keywords)
+        memory = Memory(
+            id=memory_id(self.memory_type, text), workspace_id=self.workspace_id, text=text,
+            keywords=keywords, metadata=metadata, created_at=datetime.now(timezone.utc), memory_type=self.memory_type,
+        )
+        earlier = self.services.store.get(self.workspace_id, memory.id)
+        if earlier is not None and earlier.status != "active":
+            self.services.store.replace(memory, vector, self.services.embedder.embedding())
+            return memory
         duplicate = self.duplicate_of(text, vector)
         if duplicate is not None:
             return duplicate
-        memory = Memory(
-            id=memory_id(self.memory_type, text, keywords), workspace_id=self.workspace_id, text=text,
-            keywords=keywords, metadata=metadata, created_at=datetime.now(timezone.utc), memory_type=self.memory_type,
-        )
         stored, created = self.services.store.add(memory, vector, self.services.embedder.embedding())
         if not created:
             return Duplicate(text=text, duplicate_of=stored.id, similarity=1.0)

@@ -8,6 +8,7 @@ memory with id `tool:<name>`, so a lookup by name is exact and needs no embeddin
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 
@@ -44,37 +45,46 @@ def _input_text(value: object) -> str:
 def from_trajectory(trajectory: Trajectory) -> list[ToolCallResult]:
     """Pair each tool call with its result. A result counts as failed when the message says
     `success: false` / `is_error: true`, or when its first line reads like an error."""
-    calls: dict[str, tuple[str, object]] = {}
+    calls: dict[str, tuple[str, dict | str | None]] = {}
     results: list[ToolCallResult] = []
     for message in trajectory.messages:
         for call in message.tool_calls or []:
             arguments = call.function.arguments
             if isinstance(arguments, str):
                 try:
-                    arguments = json.loads(arguments)
+                    parsed = json.loads(arguments)
+                    arguments = parsed if isinstance(parsed, dict) else arguments
                 except json.JSONDecodeError:
                     pass
-            calls[call.id] = (call.function.name, arguments)
+            calls[call.id] = ((call.function.name or "unknown")[:200], arguments)
         if message.role == "tool" and message.tool_call_id in calls:
             name, arguments = calls[message.tool_call_id]
             extra = message.model_extra or {}
             output = message.text()
             head = output.lstrip()[:200].lower()
             failed = extra.get("is_error") is True or extra.get("success") is False or head.startswith(FAILURE_WORDS)
+            seconds = extra.get("time_cost")
             results.append(ToolCallResult(
-                tool_name=name or "unknown", input=arguments, output=output, success=not failed,
-                time_cost=extra.get("time_cost") if isinstance(extra.get("time_cost"), (int, float)) else None,
+                tool_name=name, input=arguments, output=output, success=not failed,
+                time_cost=float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else None,
+                # the same run sent twice (a client retry) must not count its calls twice
+                call_key=f"{trajectory.task_id or ''}/{message.tool_call_id}/{hash_text(output)}",
             ))
     return results
 
 
-def _records(results: list[ToolCallResult]) -> list[tuple[str, str, float]]:
+def hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _records(results: list[ToolCallResult]) -> list[tuple[str, str, float, str | None]]:
     rows = []
     for result in results:
         if result.token_cost is None:
             result = result.model_copy(update={"token_cost": count_tokens(_input_text(result.input) + result.output)})
         created = (result.create_time or datetime.now(timezone.utc)).timestamp()
-        rows.append((result.tool_name, result.model_dump_json(), created))
+        key = (result.model_extra or {}).get("call_key")
+        rows.append((result.tool_name, result.model_dump_json(), created, key if isinstance(key, str) else None))
     return rows
 
 

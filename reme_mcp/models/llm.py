@@ -29,15 +29,16 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)\n?```", re.DOTALL)
 
 
 def extract_json(text: str) -> object:
-    """The JSON value in a model's answer: bare, fenced, or the outermost {...} amid prose."""
-    candidates = [text.strip()]
-    candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
+    """The JSON value in a model's answer: bare, fenced, or the first {...} that parses amid prose."""
+    for candidate in [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]:
         try:
             return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    decoder = json.JSONDecoder()
+    for start in (i for i, char in enumerate(text) if char == "{"):
+        try:
+            return decoder.raw_decode(text, start)[0]
         except json.JSONDecodeError:
             continue
     raise ValueError("the answer contains no JSON object")
@@ -80,6 +81,13 @@ class LLM:
             )
         return self._client
 
+    async def aclose(self) -> None:
+        """Close the HTTP client in the event loop that used it (left to the garbage collector,
+        it would be closed later, inside whatever loop runs then)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
     async def complete_json(self, messages: list[dict[str, str]], schema: type[T], *, purpose: str) -> T:
         """Ask for one JSON object matching `schema`; retried, then `LLMFailed` naming the last problem."""
         self.require(purpose)
@@ -101,6 +109,8 @@ class LLM:
                 response = await client.chat.completions.create(
                     model=self.config.model_name, messages=messages, **options
                 )
+                if not getattr(response, "choices", None):
+                    raise ValueError("the answer had no choices")
                 choice = response.choices[0]
                 if choice.finish_reason == "length":
                     raise ValueError("the answer was cut off by the token limit")
@@ -113,7 +123,7 @@ class LLM:
             except (ValueError, ValidationError) as exc:
                 detail = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else _first_error(exc)
                 problem = f"the answer was not the JSON asked for ({detail})"
-            except (IndexError, AttributeError):
+            except (IndexError, AttributeError, TypeError):
                 problem = "the answer had no message"
             log.warning("%s: LLM attempt %d/%d failed: %s", purpose, attempt, attempts, problem)
         raise LLMFailed(

@@ -48,8 +48,13 @@ def count_many(texts: list[str]) -> list[int]:
         for start in range(0, len(text), _CHUNK):
             pieces.append(text[start : start + _CHUNK])
             owner.append(index)
+    try:
+        encodings = tokenizer.encode_batch(pieces, add_special_tokens=False)
+    except TypeError:  # a lone surrogate (valid in JSON, not in UTF-8): count it as a replacement character
+        pieces = [p.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for p in pieces]
+        encodings = tokenizer.encode_batch(pieces, add_special_tokens=False)
     counts = [0] * len(texts)
-    for index, piece, encoding in zip(owner, pieces, tokenizer.encode_batch(pieces, add_special_tokens=False)):
+    for index, piece, encoding in zip(owner, pieces, encodings):
         total = len(encoding.ids)
         for token_id, (begin, end) in zip(encoding.ids, encoding.offsets):
             if token_id == unk:

@@ -54,7 +54,9 @@ _SCHEMA = (
         workspace_id TEXT NOT NULL,
         tool_name TEXT NOT NULL,
         record TEXT NOT NULL,
-        created_at REAL NOT NULL
+        created_at REAL NOT NULL,
+        call_key TEXT,
+        UNIQUE (workspace_id, call_key)
     )""",
     "CREATE INDEX IF NOT EXISTS tool_calls_by_name ON tool_calls (workspace_id, tool_name)",
     # Keywords are indexed as their JSON list: the tokenizer drops the brackets, quotes
@@ -323,18 +325,22 @@ class SQLiteStore:
             )
             self._insert(memory, vector, embedding)
 
-    def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float]]) -> int:
-        """Append (tool_name, record JSON, created_at) rows; returns how many were written."""
+    def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float, str | None]]) -> int:
+        """Append (tool_name, record JSON, created_at, call_key) rows; a call_key already stored is skipped.
+
+        Returns how many were written."""
         with self._write():
             self.db.execute(
                 "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
                 (workspace_id, datetime.now(timezone.utc).timestamp()),
             )
+            before = self.db.total_changes
             self.db.executemany(
-                "INSERT INTO tool_calls(workspace_id, tool_name, record, created_at) VALUES (?, ?, ?, ?)",
-                [(workspace_id, name, record, created) for name, record, created in records],
+                "INSERT OR IGNORE INTO tool_calls(workspace_id, tool_name, record, created_at, call_key) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(workspace_id, name, record, created, key) for name, record, created, key in records],
             )
-        return len(records)
+            return self.db.total_changes - before
 
     def tool_calls(self, workspace_id: str, tool_name: str) -> list[str]:
         """Every stored call record (JSON) of one tool, oldest first."""

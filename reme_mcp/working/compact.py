@@ -55,11 +55,19 @@ def compact(draft: Draft, files: WorkingFiles, directory: Path, max_tool_message
         if message.role != "tool" or tokens <= max_tool_message_tokens:
             continue
         text = message.text()
-        path = files.create(directory, file_stem(message.tool_call_id or "result"), text)
-        name, lines = files.name(path), len(split_lines(text))
+        lines = len(split_lines(text))
+        stem = file_stem(message.tool_call_id or "result")
+        if count_tokens(pointer(f"{directory.name}/0000-{stem}.txt", text, tokens, lines)) >= tokens:
+            continue  # just over the limit: the pointer would cost more than the result
+        path = files.create(directory, stem, text)
+        name = files.name(path)
         content = pointer(name, text, tokens, lines)
-        messages[index] = message.model_copy(update={"content": content})
         draft.counts[index] = count_tokens(content) + MESSAGE_OVERHEAD
+        if isinstance(message.content, list):  # images and other parts stay in the message; only text moves
+            others = [part for part in message.content if part.get("type") != "text"]
+            messages[index] = message.model_copy(update={"content": [{"type": "text", "text": content}, *others]})
+        else:
+            messages[index] = message.model_copy(update={"content": content})
         draft.files.append(
             OffloadedFile(
                 file=name, kind="tool_result", tokens=tokens, bytes=len(text.encode("utf-8", "surrogatepass")),

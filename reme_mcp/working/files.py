@@ -17,7 +17,7 @@ from reme_mcp.errors import InvalidInput, NotFound
 
 DIRECTORY = "working_memory"
 
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -51,7 +51,7 @@ class WorkingFiles:
         if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
             raise InvalidInput(f"{what} {value!r} is absolute; give a path relative to the working-memory directory.")
         parts = [part for part in value.replace("\\", "/").split("/") if part]
-        bad = [part for part in parts if not _PART.match(part) or ".." in part]
+        bad = [part for part in parts if not _PART.fullmatch(part) or ".." in part]
         if bad or not parts:
             raise InvalidInput(
                 f"{what} {value!r} is not allowed: use names of letters, digits, '.', '_' and '-' "

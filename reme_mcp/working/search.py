@@ -34,7 +34,7 @@ def _compile(args: GrepWorkingMemoryInput) -> regex.Pattern[str]:
         return regex.compile(regex.escape(args.pattern), flags)
     try:
         return regex.compile(args.pattern, flags | regex.VERSION0)
-    except regex.error as exc:
+    except (regex.error, ValueError, OverflowError) as exc:
         raise InvalidInput(
             f"pattern {args.pattern!r} is not a valid regular expression ({exc}); fix it, "
             "or pass regex=false to search for the text as it is."
