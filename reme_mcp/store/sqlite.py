@@ -17,7 +17,8 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,6 +106,20 @@ def _type_filter(types: list[str] | None, alias: str = "") -> tuple[str, list[st
     return clause, list(types or [])
 
 
+def _retry_while_locked(step: Callable[[], object], seconds: float = 60.0) -> None:
+    """Switching a new file to WAL needs an exclusive lock for which SQLite does not call the
+    busy handler, so two processes creating one store at once would see "database is locked"."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SQLiteStore:
     """`MemoryStore` on one SQLite database (a file, or `:memory:` for the RAM backend)."""
 
@@ -121,7 +136,7 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 60000")
-        db.execute("PRAGMA journal_mode = WAL")
+        _retry_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
         db.execute("PRAGMA synchronous = FULL")
         self._db = db
         with self._write():
