@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reme_mcp.models.tokens import MESSAGE_OVERHEAD, count_tokens
-from reme_mcp.working.files import WorkingFiles, file_stem, split_lines
+from reme_mcp.working.files import WorkingFiles, count_lines, file_stem
 from reme_mcp.working.messages import head_end, recent_start
 from reme_mcp.working.schemas import Message, OffloadedFile
 
@@ -34,15 +34,38 @@ class Draft:
         return sum(self.counts)
 
 
-def pointer(name: str, text: str, tokens: int, lines: int) -> str:
-    preview = []
-    for line in split_lines(text)[:PREVIEW_LINES]:
-        line = line.rstrip("\n")
-        preview.append(line if len(line) <= PREVIEW_LINE_CHARS else line[:PREVIEW_LINE_CHARS] + "…")
+def offload(
+    draft: Draft, files: WorkingFiles, directory: Path, stem: str, text: str, kind: str, tokens: int,
+    message_range: tuple[int, int], tool_call_id: str | None = None,
+) -> OffloadedFile:
+    """Write `text` to a new file and list it in the draft at once, so it is reported whatever fails next."""
+    path = files.create(directory, stem, text)
+    record = OffloadedFile(
+        file=files.name(path), kind=kind, tokens=tokens, bytes=path.stat().st_size, lines=count_lines(text),
+        tool_call_id=tool_call_id, message_range=message_range,
+    )
+    draft.files.append(record)
+    return record
+
+
+def preview(text: str) -> str:
+    """The first lines of a result, each cut to a readable width (without splitting the whole text)."""
+    shown: list[str] = []
+    start = 0
+    while len(shown) < PREVIEW_LINES and start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        shown.append(line if len(line) <= PREVIEW_LINE_CHARS else line[:PREVIEW_LINE_CHARS] + "…")
+        start = end + 1
+    return "\n".join(shown)
+
+
+def pointer(name: str, first_lines: str, tokens: int, lines: int) -> str:
     return (
         f"[Tool result offloaded to working memory: {tokens:,} tokens, {lines:,} lines, file {name}. "
         f'Get it back with read_working_memory(file="{name}", offset=0, limit=200), or search it with '
-        f'grep_working_memory(pattern="...", file="{name}"). First lines:]\n' + "\n".join(preview)
+        f'grep_working_memory(pattern="...", file="{name}"). First lines:]\n' + first_lines
     )
 
 
@@ -55,22 +78,15 @@ def compact(draft: Draft, files: WorkingFiles, directory: Path, max_tool_message
         if message.role != "tool" or tokens <= max_tool_message_tokens:
             continue
         text = message.text()
-        lines = len(split_lines(text))
+        lines, first_lines = count_lines(text), preview(text)
         stem = file_stem(message.tool_call_id or "result")
-        if count_tokens(pointer(f"{directory.name}/0000-{stem}.txt", text, tokens, lines)) >= tokens:
+        if count_tokens(pointer(f"{directory.name}/0000-{stem}.txt", first_lines, tokens, lines)) >= tokens:
             continue  # just over the limit: the pointer would cost more than the result
-        path = files.create(directory, stem, text)
-        name = files.name(path)
-        content = pointer(name, text, tokens, lines)
+        record = offload(draft, files, directory, stem, text, "tool_result", tokens, (index, index), message.tool_call_id)
+        content = pointer(record.file, first_lines, tokens, lines)
         draft.counts[index] = count_tokens(content) + MESSAGE_OVERHEAD
         if isinstance(message.content, list):  # images and other parts stay in the message; only text moves
             others = [part for part in message.content if part.get("type") != "text"]
             messages[index] = message.model_copy(update={"content": [{"type": "text", "text": content}, *others]})
         else:
             messages[index] = message.model_copy(update={"content": content})
-        draft.files.append(
-            OffloadedFile(
-                file=name, kind="tool_result", tokens=tokens, bytes=len(text.encode("utf-8", "surrogatepass")),
-                lines=lines, tool_call_id=message.tool_call_id, message_range=(index, index),
-            )
-        )

@@ -15,8 +15,8 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from reme_mcp.models.llm import LLM
 from reme_mcp.models.tokens import MESSAGE_OVERHEAD, count_tokens
-from reme_mcp.working.compact import Draft
-from reme_mcp.working.files import WorkingFiles, split_lines
+from reme_mcp.working.compact import Draft, offload
+from reme_mcp.working.files import WorkingFiles
 from reme_mcp.working.messages import groups, head_end, recent_start, transcript
 from reme_mcp.working.schemas import Message, OffloadedFile
 
@@ -72,27 +72,22 @@ async def compress(
         draft.notes.append("Compression: nothing older than the recent part to summarise.")
         return
     llm.require("Compressing working memory")
-    written: list[tuple[int, int, str, str]] = []
+    written: list[tuple[int, int, str, OffloadedFile]] = []
     for first, stop in spans:
         text = transcript(messages, first, stop)
-        path = files.create(directory, f"messages-{first}-{stop - 1}", text)
-        name = files.name(path)
-        written.append((first, stop, name, text))
-        draft.files.append(
-            OffloadedFile(
-                file=name, kind="transcript", tokens=sum(draft.counts[first:stop]),
-                bytes=len(text.encode("utf-8", "surrogatepass")), lines=len(split_lines(text)),
-                message_range=(first, stop - 1),
-            )
+        record = offload(
+            draft, files, directory, f"messages-{first}-{stop - 1}", text, "transcript",
+            sum(draft.counts[first:stop]), (first, stop - 1),
         )
+        written.append((first, stop, text, record))
     system = llm.prompt("compress_working_memory")
     replaced: list[tuple[int, int, str]] = []
-    for first, stop, name, text in written:
+    for first, stop, text, record in written:
         snapshot = await llm.complete_json(
             [{"role": "system", "content": system}, {"role": "user", "content": text}],
             Snapshot, purpose="Compressing working memory",
         )
-        replaced.append((first, stop, snapshot.render(first, stop - 1, sum(draft.counts[first:stop]), name)))
+        replaced.append((first, stop, snapshot.render(first, stop - 1, record.tokens, record.file)))
     for first, stop, content in reversed(replaced):
         messages[first:stop] = [Message(role="user", content=content)]
         draft.counts[first:stop] = [count_tokens(content) + MESSAGE_OVERHEAD]

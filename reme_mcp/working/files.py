@@ -30,6 +30,11 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
+def count_lines(text: str) -> int:
+    """len(split_lines(text)), without building the list."""
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+
 def file_stem(identifier: str) -> str:
     """A tool_call_id as part of a file name; ids that try to name a path are refused."""
     if "/" in identifier or "\\" in identifier or ".." in identifier or "\x00" in identifier:
