@@ -333,3 +333,17 @@ async def test_odd_tool_calls_are_counted_and_a_resent_run_is_not_counted_twice(
             learned = await app.async_execute("summarize_trajectory", trajectories=[odd], kind="tool")
     [tool] = learned.metadata["tools"]
     assert tool["stats"]["calls"] == 2 and tool["stats"]["successes"] == 1 and tool["stats"]["avg_time_cost"] is None
+
+
+async def test_a_fact_is_superseded_once_even_when_two_new_facts_name_it(stub: OpenAIStub, tmp_path: Path) -> None:
+    async with app_for(stub, tmp_path) as app:
+        stub.replies.append(answer({"facts": [{"content": "The user lives in Berlin."}]}))
+        [berlin] = (await app.async_execute("summary_personal_memory", trajectories=[chat("Berlin", "2024-01-01")])).metadata["stored"]
+        stub.replies.append(answer({"facts": [
+            {"content": "The user lives in Munich.", "supersedes": [berlin["id"]]},
+            {"content": "The user works in Munich.", "supersedes": [berlin["id"]]},
+        ]}))
+        moved = await app.async_execute("summary_personal_memory", trajectories=[chat("Munich", "2025-01-01")])
+    [retired] = moved.metadata["superseded"]
+    assert retired["superseded_by"] == moved.metadata["stored"][0]["id"]
+    assert any(f"Ignored supersedes '{berlin['id']}'" in note for note in moved.metadata["notes"])

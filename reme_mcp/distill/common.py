@@ -11,7 +11,6 @@ import numpy as np
 
 from reme_mcp.distill.schemas import DistillOutput, Duplicate, RetrieveInput, SummaryInput, Trajectory
 from reme_mcp.episodic import memories
-from reme_mcp.episodic.memories import embedding_text
 from reme_mcp.episodic.schemas import RecallInput, RecallOutput
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, MemoryType, content_id
@@ -66,9 +65,6 @@ class Writer:
         self.memory_type = memory_type
         self.threshold = threshold
 
-    def vector(self, text: str, keywords: list[str]) -> np.ndarray:
-        return self.services.embedder.encode([embedding_text(text, keywords)])[0]
-
     def duplicate_of(self, text: str, vector: np.ndarray) -> Duplicate | None:
         hits = self.services.dense.search(self.workspace_id, vector, 1, [self.memory_type])
         if hits and hits[0][1] >= self.threshold:
@@ -77,7 +73,7 @@ class Writer:
         return None
 
     def store(self, text: str, keywords: list[str], metadata: dict[str, Any]) -> Memory | Duplicate:
-        vector = self.vector(text, keywords)
+        vector = memories.memory_vector(self.services, text, keywords)
         memory = Memory(
             id=memory_id(self.memory_type, text), workspace_id=self.workspace_id, text=text,
             keywords=keywords, metadata=metadata, created_at=datetime.now(timezone.utc), memory_type=self.memory_type,

@@ -19,7 +19,8 @@ from reme_mcp.distill.schemas import (
     Superseded,
     Trajectory,
 )
-from reme_mcp.retrieval import hybrid
+from reme_mcp.episodic import memories
+from reme_mcp.episodic.schemas import Hit
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory
 
@@ -41,17 +42,10 @@ def _stated(trajectory: Trajectory) -> datetime:
     return _when(str(trajectory.metadata.get("time") or ""), datetime.now(timezone.utc))
 
 
-def _known(services: Services, workspace_id: str, trajectories: list[Trajectory]) -> list[Memory]:
+def _known(services: Services, workspace_id: str, trajectories: list[Trajectory]) -> list[Hit]:
     """The stored facts most related to what the user said in these runs."""
     said = "\n".join(m.text() for t in trajectories for m in t.messages if m.role == "user")[:4_000]
-    if not said.strip():
-        return []
-    vector = services.embedder.encode([said])[0]
-    ranked = hybrid.search(
-        services.store, services.dense, workspace_id, said, vector, KNOWN_FACTS, services.config.retrieval, ["personal"]
-    )
-    found = services.store.fetch([r.rowid for r in ranked])
-    return [found[r.rowid] for r in ranked if r.rowid in found]
+    return memories.search(services, workspace_id, said, KNOWN_FACTS, ["personal"]) if said.strip() else []
 
 
 async def distill(services: Services, workspace_id: str, trajectories: list[Trajectory]) -> DistillOutput:
@@ -69,7 +63,6 @@ async def distill(services: Services, workspace_id: str, trajectories: list[Traj
         PersonalExtraction, purpose=purpose,
     )
     fallback = _stated(trajectories[-1])
-    known_ids = {m.id: m for m in known}
     writer = Writer(services, workspace_id, "personal", DUPLICATE_SIMILARITY)
 
     def store() -> DistillOutput:
@@ -82,15 +75,12 @@ async def distill(services: Services, workspace_id: str, trajectories: list[Traj
             if not isinstance(result, Memory):
                 continue
             for old_id in item.supersedes:
-                old = known_ids.get(old_id) or services.store.get(workspace_id, old_id)
+                old = services.store.get(workspace_id, old_id)  # current: an earlier fact may just have retired it
                 if old is None or old.memory_type != "personal" or old.status != "active" or old.id == result.id:
                     out.notes.append(f"Ignored supersedes '{old_id}': not an active personal memory here.")
                     continue
-                retired = old.model_copy(update={
-                    "status": "superseded",
-                    "metadata": {**old.metadata, "valid_to": stated, "superseded_by": result.id},
-                })
-                services.store.replace(retired, writer.vector(old.text, old.keywords), services.embedder.embedding())
+                metadata = {**old.metadata, "valid_to": stated, "superseded_by": result.id}
+                services.store.set_status(workspace_id, old.id, "superseded", metadata)
                 out.superseded.append(Superseded(id=old.id, text=old.text, superseded_by=result.id, valid_to=stated))
         if not extraction.facts:
             out.notes.append("The LLM found no fact about the user in these conversations.")

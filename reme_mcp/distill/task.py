@@ -23,7 +23,6 @@ def task_text(when_to_use: str, content: str, kind: str) -> str:
 
 async def distill(services: Services, workspace_id: str, trajectories: list[Trajectory]) -> DistillOutput:
     purpose = "summary_task_memory"
-    services.llm.require(purpose)
     runs = "\n\n".join(render_trajectory(i, t) for i, t in enumerate(trajectories, start=1))
     extraction = await services.llm.complete_json(
         [{"role": "system", "content": services.llm.prompt("task_memory")}, {"role": "user", "content": runs}],

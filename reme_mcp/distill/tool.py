@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 
 import anyio.to_thread
 
-from reme_mcp.distill.common import Writer
 from reme_mcp.distill.schemas import (
     AddToolCallResultInput,
     ToolCallResult,
@@ -25,7 +24,7 @@ from reme_mcp.distill.schemas import (
     ToolStats,
     Trajectory,
 )
-from reme_mcp.episodic.memories import require_workspace
+from reme_mcp.episodic.memories import memory_vector, require_workspace
 from reme_mcp.models.tokens import count_tokens
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory
@@ -147,8 +146,7 @@ async def summarize(services: Services, workspace_id: str, names: list[str]) -> 
                 metadata={"tool_name": name, "guideline": tool.guideline, "stats": tool.stats.model_dump()},
                 created_at=datetime.now(timezone.utc), memory_type="tool",
             )
-            writer = Writer(services, workspace_id, "tool", 1.0)
-            services.store.replace(memory, writer.vector(text, [name]), services.embedder.embedding())
+            services.store.replace(memory, memory_vector(services, text, [name]), services.embedder.embedding())
             return tool.model_copy(update={"memory_id": memory.id})
 
         tools.append(await anyio.to_thread.run_sync(store))

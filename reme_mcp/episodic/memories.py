@@ -10,6 +10,7 @@ import json
 from datetime import datetime, timezone
 
 import anyio.to_thread
+import numpy as np
 
 from reme_mcp.episodic.schemas import (
     ForgetInput,
@@ -30,6 +31,25 @@ from reme_mcp.store.base import Memory, content_id
 def embedding_text(text: str, keywords: list[str]) -> str:
     """What gets embedded: keywords lead, so a short cue that names them lands close."""
     return f"{', '.join(keywords)}: {text}" if keywords else text
+
+
+def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndarray:
+    """The vector a memory is stored and found by (blocking: the embedding model runs)."""
+    return services.embedder.encode([embedding_text(text, keywords)])[0]
+
+
+def search(services: Services, workspace_id: str, query: str, top_k: int, types: list[str] | None = None) -> list[Hit]:
+    """The best active memories of a workspace for `query`, best first (blocking)."""
+    vector = services.embedder.encode([query])[0]
+    ranked = hybrid.search(
+        services.store, services.dense, workspace_id, query, vector, top_k, services.config.retrieval, types
+    )
+    found = services.store.fetch([r.rowid for r in ranked])
+    return [
+        Hit(**found[r.rowid].model_dump(), similarity=round(r.similarity, 4), score=round(r.score, 6))
+        for r in ranked
+        if r.rowid in found  # forgotten by another process between search and fetch
+    ]
 
 
 def _check_limits(services: Services, args: RememberInput) -> None:
@@ -74,7 +94,7 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
         return RememberOutput(memory=_public(existing), created=False)
 
     def embed_and_store() -> tuple[Memory, bool]:
-        vector = services.embedder.encode([embedding_text(args.text, args.keywords)])[0]
+        vector = memory_vector(services, args.text, args.keywords)
         memory = Memory(
             id=memory_id,
             workspace_id=workspace_id,
@@ -93,20 +113,7 @@ async def recall(services: Services, args: RecallInput) -> RecallOutput:
     workspace_id = services.workspace(args.workspace_id)
     await require_workspace(services, workspace_id)
 
-    def search() -> list[Hit]:
-        vector = services.embedder.encode([args.query])[0]
-        ranked = hybrid.search(
-            services.store, services.dense, workspace_id, args.query, vector, args.top_k, services.config.retrieval,
-            args.memory_type,
-        )
-        memories = services.store.fetch([r.rowid for r in ranked])
-        return [
-            Hit(**memories[r.rowid].model_dump(), similarity=round(r.similarity, 4), score=round(r.score, 6))
-            for r in ranked
-            if r.rowid in memories  # forgotten by another process between search and fetch
-        ]
-
-    hits = await anyio.to_thread.run_sync(search)
+    hits = await anyio.to_thread.run_sync(search, services, workspace_id, args.query, args.top_k, args.memory_type)
     return RecallOutput(query=args.query, workspace_id=workspace_id, memories=hits)
 
 

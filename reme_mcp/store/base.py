@@ -95,6 +95,9 @@ class MemoryStore(Protocol):
     def replace(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> None:
         """Rewrite the memory with this id (status, metadata, text) under a new rowid."""
 
+    def set_status(self, workspace_id: str, memory_id: str, status: str, metadata: dict[str, Any]) -> bool:
+        """Change status and metadata, keeping text and vector, under a new rowid; False if it is gone."""
+
     def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float, str | None]]) -> int: ...
 
     def tool_calls(self, workspace_id: str, tool_name: str) -> list[str]: ...

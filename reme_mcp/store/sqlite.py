@@ -340,6 +340,25 @@ class SQLiteStore:
             )
             self._insert(memory, vector, embedding)
 
+    def set_status(self, workspace_id: str, memory_id: str, status: str, metadata: dict) -> bool:
+        """Change a memory's status and metadata, keeping its text and vector; False if it is gone.
+
+        Like `replace`, the row moves to a new rowid so dense caches notice the change.
+        """
+        columns = "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type"
+        with self._write():
+            row = self.db.execute(
+                f"SELECT rowid, {columns} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
+            ).fetchone()
+            if row is None:
+                return False
+            self.db.execute("DELETE FROM memories WHERE rowid = ?", (row[0],))
+            self.db.execute(
+                f"INSERT INTO memories({columns}, metadata, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row[1:], json.dumps(metadata, ensure_ascii=False), status),
+            )
+        return True
+
     def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float, str | None]]) -> int:
         """Append (tool_name, record JSON, created_at, call_key) rows; a call_key already stored is skipped.
 
