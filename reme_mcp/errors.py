@@ -48,3 +48,12 @@ class LLMFailed(ReMeError):
     """The configured LLM answered with an error, too slowly, or with output that is not usable."""
 
     status = 502
+
+
+class StoreCorrupt(ReMeError):
+    """Stored data fails its checksum or carries a format this code does not know.
+
+    Serving it would hand back something other than what was stored, so it is refused.
+    """
+
+    status = 500

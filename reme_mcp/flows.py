@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from reme_mcp.cells.schemas import TrainInput, TrainOutput
+from reme_mcp.cells.train import train_memory
 from reme_mcp.distill import personal, summarize, task, tool
 from reme_mcp.distill.schemas import (
     AddToolCallResultInput,
@@ -134,6 +136,16 @@ FLOWS: dict[str, Flow] = {
             handler=memories.forget,
             destructive=True,
             idempotent=True,
+        ),
+        Flow(
+            name="train_memory",
+            description=(
+                "Store episodes ({text, keywords?, id?, time?, metadata?}) and train the workspace's memory cells, so "
+                "recall finds an episode from cues that share few words with it. The trained cells are switched on "
+                "only if they beat plain search on held-out cues; the answer shows both. Training again adds to what "
+                "is stored."
+            ),
+            input=TrainInput, output=TrainOutput, handler=train_memory, core=False,
         ),
         Flow(
             name="summary_working_memory",

@@ -20,6 +20,7 @@ class Services:
     dense: DenseIndex
     llm: LLM
     working: WorkingFiles
+    cell_encoder: Embedder  # the trained cells' multilingual key space (reme_mcp/cells)
 
     def workspace(self, workspace_id: str | None) -> str:
         return workspace_id or self.config.default_workspace

@@ -255,17 +255,17 @@ async def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_memories(tmp
     db = sqlite3.connect(tmp_path / "memory.sqlite3")  # turn it back into a version-1 store
     db.executescript(
         "ALTER TABLE memories DROP COLUMN memory_type; ALTER TABLE memories DROP COLUMN status;"
-        "DROP TABLE tool_calls; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+        "ALTER TABLE memories DROP COLUMN text_sha256; DROP TRIGGER memories_cells_ad; DROP TABLE cell_keys;"
+        "DROP TABLE cell_models; DROP TABLE tool_calls; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
     )
     db.close()
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         found = await app.async_execute("recall", query="upgrades", top_k=1)
     assert found.metadata["memories"][0]["id"] == stored.metadata["memory"]["id"]
     assert found.metadata["memories"][0]["memory_type"] == "episode"
-    version = sqlite3.connect(tmp_path / "memory.sqlite3").execute(
-        "SELECT value FROM meta WHERE key = 'schema_version'"
-    ).fetchone()
-    assert version == ("2",)
+    db = sqlite3.connect(tmp_path / "memory.sqlite3")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert db.execute("SELECT count(*) FROM memories WHERE text_sha256 = ''").fetchone() == (0,)  # checksummed
 
 
 async def test_prompts_are_files_and_follow_the_configured_language(stub: OpenAIStub, tmp_path: Path) -> None:

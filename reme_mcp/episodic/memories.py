@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import anyio.to_thread
 import numpy as np
@@ -25,12 +26,8 @@ from reme_mcp.episodic.schemas import (
 from reme_mcp.errors import InvalidInput, NotFound
 from reme_mcp.retrieval import hybrid
 from reme_mcp.services import Services
-from reme_mcp.store.base import Memory, content_id
-
-
-def embedding_text(text: str, keywords: list[str]) -> str:
-    """What gets embedded: keywords lead, so a short cue that names them lands close."""
-    return f"{', '.join(keywords)}: {text}" if keywords else text
+from reme_mcp.cells.keys import key_texts
+from reme_mcp.store.base import Memory, content_id, embedding_text
 
 
 def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndarray:
@@ -40,9 +37,12 @@ def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndar
 
 def search(services: Services, workspace_id: str, query: str, top_k: int, types: list[str] | None = None) -> list[Hit]:
     """The best active memories of a workspace for `query`, best first (blocking)."""
+    plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]
+    cell_vector = services.cell_encoder.encode([query])[0] if cells is not None else None
     ranked = hybrid.search(
-        services.store, services.dense, workspace_id, query, vector, top_k, services.config.retrieval, types
+        services.store, plain, cells, workspace_id, hybrid.Query(query, vector, cell_vector), top_k,
+        services.config.retrieval, types,
     )
     found = services.store.fetch([r.rowid for r in ranked])
     return [
@@ -52,7 +52,8 @@ def search(services: Services, workspace_id: str, query: str, top_k: int, types:
     ]
 
 
-def _check_limits(services: Services, args: RememberInput) -> None:
+def check_limits(services: Services, args: RememberInput | Any) -> None:
+    """Text, keyword and metadata sizes against `limits.*` (for remember and for trained episodes)."""
     limits = services.config.limits
     if len(args.text) > limits.max_text_chars:
         raise InvalidInput(
@@ -75,6 +76,24 @@ def _public(memory: Memory) -> StoredMemory:
     return StoredMemory(**memory.model_dump())
 
 
+def key_cells(services: Services, workspace_id: str, memories: list[tuple[int | None, str, list[str]]]) -> int:
+    """Compute and store the cell keys of (rowid, text, keywords) memories; returns how many keys (blocking).
+
+    `remember` calls it in a workspace that has trained cells, so a new memory is
+    reachable through them at once, without training again.
+    """
+    memories = [m for m in memories if m[0] is not None]
+    texts = [key_texts(text, keywords) for _, text, keywords in memories]
+    flat = [t for group in texts for t in group]
+    vectors = services.cell_encoder.encode(flat) if flat else np.zeros((0, 0), np.float32)
+    rows, at = [], 0
+    for (rowid, _, _), group in zip(memories, texts):
+        rows.append((rowid, vectors[at : at + len(group)]))
+        at += len(group)
+    services.store.put_cell_keys(workspace_id, rows, services.cell_encoder.embedding())
+    return len(flat)
+
+
 async def require_workspace(services: Services, workspace_id: str) -> None:
     if workspace_id == services.config.default_workspace:
         return
@@ -86,7 +105,7 @@ async def require_workspace(services: Services, workspace_id: str) -> None:
 
 
 async def remember(services: Services, args: RememberInput) -> RememberOutput:
-    _check_limits(services, args)
+    check_limits(services, args)
     workspace_id = services.workspace(args.workspace_id)
     memory_id = content_id(args.text, args.keywords)
     existing = await anyio.to_thread.run_sync(services.store.get, workspace_id, memory_id)
@@ -103,7 +122,10 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
             metadata=args.metadata,
             created_at=datetime.now(timezone.utc),
         )
-        return services.store.add(memory, vector, services.embedder.embedding())
+        stored, created = services.store.add(memory, vector, services.embedder.embedding())
+        if created and services.store.cell_model(workspace_id) is not None:
+            key_cells(services, workspace_id, [(services.store.rowid(workspace_id, memory_id), args.text, args.keywords)])
+        return stored, created
 
     stored, created = await anyio.to_thread.run_sync(embed_and_store)
     return RememberOutput(memory=_public(stored), created=created)

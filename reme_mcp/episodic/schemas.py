@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from reme_mcp.store.base import MemoryType
 
@@ -43,14 +43,31 @@ Keywords = Annotated[
 ]
 
 
+def _valid_unicode(text: str) -> str:
+    """A lone surrogate (JSON "\\ud800") is not text: it cannot be stored as UTF-8 or given back exactly."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains a lone surrogate {text[exc.start]!r} at character {exc.start}: not valid Unicode. "
+            "Send the text as UTF-8 (an emoji is one code point, or a surrogate *pair*)."
+        ) from None
+    return text
+
+
+MemoryText = Annotated[
+    str,
+    AfterValidator(_valid_unicode),
+    Field(min_length=1, description="The memory, stored verbatim: a fact, an event, a decision, a preference."),
+]
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class RememberInput(_Input):
-    text: str = Field(
-        min_length=1, description="The memory, stored verbatim: a fact, an event, a decision, a preference."
-    )
+    text: MemoryText
     keywords: Keywords
     workspace_id: WorkspaceId = None
     metadata: dict[str, Any] = Field(

@@ -5,6 +5,8 @@
     reme remember "Alice prefers tea" --keywords "alice, tea"
     reme recall "what does Alice drink?" --top_k 3
     reme forget 1a2b3c4d5e6f7a8b
+    reme train episodes.json [workspace_id=w]      # store and train episodes into memory cells
+    reme recall                                    # no phrase: keep asking, like ReMemory's recall_memory.py
     reme reembed embedding_model.default.model_name=...
 
 Flow commands come from the same table as the MCP tools: a flow's required fields
@@ -31,6 +33,8 @@ Memory for LLM agents over MCP, HTTP and Python.
 Commands:
   (none) | serve      run the server chosen by backend= (default: MCP over stdio)
 {flows}
+  train FILE          store the episodes of FILE (JSON array or JSONL) and train the memory cells
+                      (no FILE: retrain what is stored); workspace_id=NAME picks the workspace
   reembed             recompute every stored vector with the configured embedding model
                       (after changing embedding_model.*; texts are kept, nothing is lost)
 
@@ -121,10 +125,14 @@ def main(argv: list[str] | None = None) -> None:
         _serve(config)
     elif command == "reembed":
         _reembed(config)
+    elif command == "train":
+        _train(config, rest)
+    elif command == "recall" and "query" not in _flow_arguments(FLOWS["recall"], rest)[0]:
+        _recall_prompt(config, rest)
     elif command in FLOWS:
         _run_flow(config, FLOWS[command], rest)
     else:
-        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, reembed. Keys look like mcp.transport=stdio.")
+        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, reembed. Keys look like mcp.transport=stdio.")
 
 
 def _serve(config: Config) -> None:
@@ -170,3 +178,73 @@ def _reembed(config: Config) -> None:
     except ReMeError as exc:
         fail(str(exc), code=1)
     print(f"\nRe-embedded {count} memories with {config.embedding_model.default.model_name}.")
+
+
+def _train(config: Config, tokens: list[str]) -> None:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from reme_mcp.app import ReMeApp
+    from reme_mcp.cells.episodes import read_episodes
+    from reme_mcp.cells.train import PROGRESS
+
+    arguments: dict[str, Any] = {}
+    files = []
+    for token in tokens:
+        name, sep, value = token.lstrip("-").partition("=")
+        if sep and name == "workspace_id":
+            arguments["workspace_id"] = value
+        elif token.startswith("-"):
+            fail(f"train takes a file and workspace_id=NAME, not {token!r}")
+        else:
+            files.append(token)
+    if len(files) > 1:
+        fail("train takes one file at a time (training again adds to what is stored)")
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:<18}", file=sys.stderr, leave=True)
+        bar.update(done - bar.n)
+
+    async def run() -> None:
+        episodes = read_episodes(Path(files[0]), config.limits.max_episodes_file_bytes) if files else []
+        async with ReMeApp(config=config) as app:
+            PROGRESS.set(progress)
+            envelope = await app.async_execute(
+                "train_memory", episodes=[e.model_dump(exclude_none=True) for e in episodes], **arguments
+            )
+        for bar in bars.values():
+            bar.close()
+        print(envelope.answer)
+
+    try:
+        anyio.run(run)
+    except ReMeError as exc:
+        fail(str(exc), code=1)
+
+
+def _recall_prompt(config: Config, tokens: list[str]) -> None:
+    """Ask for phrases until an empty line or end of input, answering each from one open store."""
+    from reme_mcp.app import ReMeApp
+
+    flow = FLOWS["recall"]
+    options, _ = _flow_arguments(flow, tokens)
+
+    async def run() -> None:
+        async with ReMeApp(config=config) as app:
+            while True:
+                try:
+                    query = (await anyio.to_thread.run_sync(input, "recall> ")).strip()
+                except EOFError:
+                    break
+                if not query or query in ("exit", "quit"):
+                    break
+                try:
+                    print((await app.async_execute("recall", **options, query=query)).answer, "\n", flush=True)
+                except ReMeError as exc:
+                    print(f"reme: {exc}", file=sys.stderr, flush=True)
+
+    anyio.run(run)

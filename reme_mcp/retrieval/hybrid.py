@@ -1,20 +1,27 @@
-"""Hybrid retrieval: BM25 and dense cosine, fused by rank.
+"""Hybrid retrieval: BM25 and dense cosine (and trained cells, when on), fused by rank.
 
 Dense search alone misses exact names, ids and rare words; BM25 alone misses
 paraphrases. Fusing the two beats either on conversational memory (bench/locomo.py).
+Trained cells add a third ranking from a multilingual encoder (bench/episodic.py);
+with them on, the English embedding model's ranking counts only in proportion to the
+Latin letters of the query, since it reads nothing else, and the cells' weight grows
+by what it loses.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from reme_mcp.config import RetrievalConfig
-from reme_mcp.retrieval.dense import DenseIndex
+from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.fusion import rrf
 from reme_mcp.retrieval.lexical import match_expression
 from reme_mcp.store.base import MemoryStore
+
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -24,32 +31,78 @@ class Ranked:
     similarity: float
 
 
+@dataclass(frozen=True)
+class Query:
+    """A query as each ranking needs it: words for BM25, one vector per key space."""
+
+    text: str
+    vector: np.ndarray | None  # the embedding model's
+    cell_vector: np.ndarray | None = None  # the cell encoder's, when the workspace's cells are on
+
+
+def latin_share(text: str) -> float:
+    letters = _LETTER.findall(text)
+    return sum(ch.isascii() for ch in letters) / len(letters) if letters else 1.0
+
+
 def search(
     store: MemoryStore,
-    dense: DenseIndex,
+    plain: KeySpace,
+    cells: KeySpace | None,
     workspace_id: str,
-    query: str,
-    query_vector: np.ndarray | None,
+    query: Query,
     top_k: int,
     config: RetrievalConfig,
     types: list[str] | None = None,
 ) -> list[Ranked]:
-    """The best `top_k` active memories of a workspace (of `types`), best first, with fused score and cosine."""
-    depth = max(config.candidates, top_k)
+    """The best `top_k` active memories of a workspace (of `types`), best first, with fused score and cosine.
+
+    `plain` and `cells` are the workspace's key spaces (DenseIndex.spaces).
+    """
     lexical: list[tuple[int, float]] = []
-    semantic: list[tuple[int, float]] = []
     if config.mode != "dense":
-        lexical = store.lexical(workspace_id, match_expression(query), depth, types)
-    if config.mode != "lexical" and query_vector is not None:
-        semantic = dense.search(workspace_id, query_vector, depth, types)
+        lexical = store.lexical(workspace_id, match_expression(query.text), max(config.candidates, top_k), types)
+    return fuse(lexical, plain, cells, query, top_k, config, types)
+
+
+def fuse(
+    lexical: list[tuple[int, float]],
+    plain: KeySpace,
+    cells: KeySpace | None,
+    query: Query,
+    top_k: int,
+    config: RetrievalConfig,
+    types: list[str] | None = None,
+) -> list[Ranked]:
+    """Fuse a BM25 ranking with the dense rankings (the gate reuses one BM25 ranking for several spaces)."""
+    depth = max(config.candidates, top_k)
+    semantic: list[tuple[int, float]] = []
+    cellular: list[tuple[int, float]] = []
+    if config.mode != "lexical" and query.vector is not None:
+        semantic = plain.search(query.vector, depth, types)
+    if config.mode != "lexical" and cells is not None and query.cell_vector is not None:
+        cellular = cells.search(query.cell_vector, depth, types)
     if config.mode == "hybrid":
-        rankings = [([r for r, _ in lexical], 1.0), ([r for r, _ in semantic], config.dense_weight)]
+        # With cells on, the English model's ranking fades with the non-Latin letters of the query or of the
+        # workspace, and the multilingual cells take up its weight: 0.7 each for English, 0 and 1.4 for
+        # Chinese or Russian, whichever language the query is in.
+        latin = 1.0
+        if cells is not None and cellular:
+            latin = min(latin_share(query.text), cells.adapter.latin if cells.adapter else 1.0)
+        rankings = [([r for r, _ in lexical], 1.0), ([r for r, _ in semantic], config.dense_weight * latin)]
+        if cellular:
+            rankings.append(([r for r, _ in cellular], config.cells_weight * (2.0 - latin)))
         fused = rrf(rankings, k=config.rrf_k)
     else:
-        fused = lexical or semantic
+        fused = lexical or rrf([([r for r, _ in cellular], 1.0), ([r for r, _ in semantic], 1.0)], k=config.rrf_k)
     fused = fused[:top_k]
+    # The similarity shown is the cells' cosine where there is one (it reads every language), else the model's.
     cosine = dict(semantic)
     missing = [r for r, _ in fused if r not in cosine]
-    if missing and query_vector is not None:
-        cosine.update(dense.similarities(workspace_id, query_vector, missing))
+    if missing and query.vector is not None:
+        cosine.update(plain.similarities(query.vector, missing))
+    if cells is not None and query.cell_vector is not None:
+        cosine.update(dict(cellular))
+        missing = [r for r, _ in fused if r not in dict(cellular)]
+        cosine.update(cells.similarities(query.cell_vector, missing))
     return [Ranked(rowid=r, score=s, similarity=cosine.get(r, 0.0)) for r, s in fused]

@@ -44,6 +44,16 @@ class Embedding(BaseModel):
     dim: int
 
 
+def embedding_text(text: str, keywords: list[str]) -> str:
+    """What gets embedded: keywords lead, so a short cue that names them lands close."""
+    return f"{', '.join(keywords)}: {text}" if keywords else text
+
+
+def text_checksum(text: str) -> str:
+    """SHA-256 of the UTF-8 text: stored next to it and checked on every read."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def content_id(text: str, keywords: list[str]) -> str:
     """The id of an episode is a digest of its content.
 
@@ -73,6 +83,8 @@ class MemoryStore(Protocol):
 
     def get(self, workspace_id: str, memory_id: str) -> Memory | None: ...
 
+    def rowid(self, workspace_id: str, memory_id: str) -> int | None: ...
+
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
         """Store durably; returns the stored memory and False when it was already there."""
 
@@ -83,8 +95,8 @@ class MemoryStore(Protocol):
     ) -> list[tuple[int, float]]:
         """(rowid, score) by BM25 for an FTS5 match expression over active memories (of `types`), best first."""
 
-    def fingerprint(self, workspace_id: str) -> tuple[int, int]:
-        """(count, max rowid): changes whenever a memory of the workspace is added or removed."""
+    def fingerprint(self, workspace_id: str) -> tuple[float, ...]:
+        """Changes whenever a memory, a cell key or the trained model of the workspace changes."""
 
     def count(self) -> int:
         """Memories in the whole store."""
@@ -103,6 +115,22 @@ class MemoryStore(Protocol):
     def tool_calls(self, workspace_id: str, tool_name: str) -> list[str]: ...
 
     def fetch(self, rowids: list[int]) -> dict[int, Memory]: ...
+
+    def add_many(self, items: list[tuple[Memory, np.ndarray]], embedding: Embedding) -> int:
+        """Store many memories in one transaction; returns how many were new."""
+
+    def cell_keys(self, workspace_id: str) -> dict[int, np.ndarray]:
+        """rowid -> the memory's trained keys (count x dim)."""
+
+    def without_cell_keys(self, workspace_id: str, model_id: str) -> list[tuple[int, str, list[str]]]:
+        """(rowid, text, keywords) of active memories with no keys from this model yet."""
+
+    def put_cell_keys(self, workspace_id: str, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None: ...
+
+    def cell_model(self, workspace_id: str) -> tuple[bytes, bool, str] | None:
+        """(state, enabled, report JSON) of the workspace's trained model."""
+
+    def put_cell_model(self, workspace_id: str, state: bytes, enabled: bool, report: str) -> None: ...
 
     def iter_all(self, batch: int) -> Any:
         """Batches of (rowid, text, keywords) over the whole store, for re-embedding."""

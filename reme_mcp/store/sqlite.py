@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reme_mcp.errors import StoreMismatch
-from reme_mcp.store.base import Embedding, Memory
+from reme_mcp.errors import StoreCorrupt, StoreMismatch
+from reme_mcp.store.base import Embedding, Memory, text_checksum
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: memory_type and status columns, tool_calls table (a v1 store is upgraded in place)
+# 2: memory_type and status columns, tool_calls table; 3: text checksums, trained cells.
+# An older store is upgraded in place.
+SCHEMA_VERSION = 3
 
 # One statement per string: executescript() would commit the open transaction first.
 _SCHEMA = (
@@ -48,8 +50,29 @@ _SCHEMA = (
         embedding BLOB NOT NULL,
         memory_type TEXT NOT NULL DEFAULT 'episode',
         status TEXT NOT NULL DEFAULT 'active',
+        text_sha256 TEXT NOT NULL DEFAULT '',
         UNIQUE (workspace_id, id)
     )""",
+    # Trained cells (reme_mcp/cells): the extra keys of a memory, and one model per workspace.
+    """CREATE TABLE IF NOT EXISTS cell_keys (
+        memory_rowid INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        embedding_model TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        dim INTEGER NOT NULL,
+        keys BLOB NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS cell_keys_by_workspace ON cell_keys (workspace_id)",
+    """CREATE TABLE IF NOT EXISTS cell_models (
+        workspace_id TEXT PRIMARY KEY,
+        state BLOB NOT NULL,
+        enabled INTEGER NOT NULL,
+        report TEXT NOT NULL,
+        trained_at REAL NOT NULL
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS memories_cells_ad AFTER DELETE ON memories BEGIN
+        DELETE FROM cell_keys WHERE memory_rowid = old.rowid;
+    END""",
     """CREATE TABLE IF NOT EXISTS tool_calls (
         rowid INTEGER PRIMARY KEY AUTOINCREMENT,
         workspace_id TEXT NOT NULL,
@@ -79,13 +102,19 @@ _SCHEMA = (
 _ADDED_COLUMNS = {
     "memory_type": "TEXT NOT NULL DEFAULT 'episode'",
     "status": "TEXT NOT NULL DEFAULT 'active'",
+    "text_sha256": "TEXT NOT NULL DEFAULT ''",
 }
 
-_COLUMNS = "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status"
+_COLUMNS = "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status, text_sha256"
 
 
 def _row_to_memory(row: tuple) -> tuple[int, Memory]:
-    rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status = row
+    rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status, checksum = row
+    if checksum and checksum != text_checksum(text):
+        raise StoreCorrupt(
+            f"Memory {memory_id} in workspace '{workspace_id}' fails its checksum: the store file was changed "
+            "outside reme-mcp. Restore it from a backup."
+        )
     return rowid, Memory(
         id=memory_id,
         workspace_id=workspace_id,
@@ -146,6 +175,10 @@ class SQLiteStore:
             for column, definition in _ADDED_COLUMNS.items():
                 if column not in present:
                     db.execute(f"ALTER TABLE memories ADD COLUMN {column} {definition}")
+            unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
+            db.executemany(
+                "UPDATE memories SET text_sha256 = ? WHERE rowid = ?", [(text_checksum(t), r) for r, t in unsummed]
+            )
             version = self._meta("schema_version")
             if version is None or int(version) < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
@@ -227,6 +260,13 @@ class SQLiteStore:
             ).fetchone()
         return _row_to_memory(row)[1] if row else None
 
+    def rowid(self, workspace_id: str, memory_id: str) -> int | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT rowid FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
+            ).fetchone()
+        return row[0] if row else None
+
     def lexical(
         self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
     ) -> list[tuple[int, float]]:
@@ -242,12 +282,15 @@ class SQLiteStore:
             ).fetchall()
         return [(rowid, -rank) for rowid, rank in rows]
 
-    def fingerprint(self, workspace_id: str) -> tuple[int, int]:
+    def fingerprint(self, workspace_id: str) -> tuple[float, ...]:
         with self._lock:
-            count, top = self.db.execute(
-                "SELECT count(*), coalesce(max(rowid), 0) FROM memories WHERE workspace_id = ?", (workspace_id,)
+            return self.db.execute(
+                "SELECT (SELECT count(*) FROM memories WHERE workspace_id = ?1), "
+                "(SELECT coalesce(max(rowid), 0) FROM memories WHERE workspace_id = ?1), "
+                "(SELECT count(*) FROM cell_keys WHERE workspace_id = ?1), "
+                "(SELECT coalesce(max(trained_at), 0) FROM cell_models WHERE workspace_id = ?1)",
+                (workspace_id,),
             ).fetchone()
-        return count, top
 
     def count(self) -> int:
         with self._lock:
@@ -266,6 +309,33 @@ class SQLiteStore:
         matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), rows[0][1])
         kinds = np.array([r[3] for r in rows], dtype=object)
         return rowids, matrix, kinds
+
+    def cell_keys(self, workspace_id: str) -> dict[int, np.ndarray]:
+        """The trained keys of each memory of the workspace (rowid -> count x dim)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT memory_rowid, count, dim, keys FROM cell_keys WHERE workspace_id = ?", (workspace_id,)
+            ).fetchall()
+        return {r: np.frombuffer(blob, dtype=np.float32).reshape(n, d) for r, n, d, blob in rows}
+
+    def without_cell_keys(self, workspace_id: str, model_id: str) -> list[tuple[int, str, list[str]]]:
+        """(rowid, text, keywords) of active memories that have no keys from `model_id` yet."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT m.rowid, m.text, m.keywords FROM memories m LEFT JOIN cell_keys k "
+                "ON k.memory_rowid = m.rowid AND k.embedding_model = ? "
+                "WHERE m.workspace_id = ? AND m.status = 'active' AND k.memory_rowid IS NULL ORDER BY m.rowid",
+                (model_id, workspace_id),
+            ).fetchall()
+        return [(rowid, text, json.loads(keywords)) for rowid, text, keywords in rows]
+
+    def cell_model(self, workspace_id: str) -> tuple[bytes, bool, str] | None:
+        """(state, enabled, report JSON) of the workspace's trained model, if it has one."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT state, enabled, report FROM cell_models WHERE workspace_id = ?", (workspace_id,)
+            ).fetchone()
+        return (row[0], bool(row[1]), row[2]) if row else None
 
     def fetch(self, rowids: list[int]) -> dict[int, Memory]:
         if not rowids:
@@ -292,7 +362,8 @@ class SQLiteStore:
     def _insert(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> sqlite3.Cursor:
         return self.db.execute(
             "INSERT OR IGNORE INTO memories(workspace_id, id, text, keywords, metadata, created_at, "
-            "embedding_model, embedding_dim, embedding, memory_type, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "embedding_model, embedding_dim, embedding, memory_type, status, text_sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 memory.workspace_id,
                 memory.id,
@@ -305,6 +376,7 @@ class SQLiteStore:
                 np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
                 memory.memory_type,
                 memory.status,
+                text_checksum(memory.text),
             ),
         )
 
@@ -345,7 +417,10 @@ class SQLiteStore:
 
         Like `replace`, the row moves to a new rowid so dense caches notice the change.
         """
-        columns = "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type"
+        columns = (
+            "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type, "
+            "text_sha256"
+        )
         with self._write():
             row = self.db.execute(
                 f"SELECT rowid, {columns} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
@@ -354,7 +429,7 @@ class SQLiteStore:
                 return False
             self.db.execute("DELETE FROM memories WHERE rowid = ?", (row[0],))
             self.db.execute(
-                f"INSERT INTO memories({columns}, metadata, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO memories({columns}, metadata, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row[1:], json.dumps(metadata, ensure_ascii=False), status),
             )
         return True
@@ -385,6 +460,39 @@ class SQLiteStore:
             ).fetchall()
         return [row[0] for row in rows]
 
+    def add_many(self, items: list[tuple[Memory, np.ndarray]], embedding: Embedding) -> int:
+        """Store many memories in one transaction (all or none); returns how many were new."""
+        if not items:
+            return 0
+        with self._write():
+            self._check_embedding(embedding)
+            self.db.execute(
+                "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
+                (items[0][0].workspace_id, items[0][0].created_at.timestamp()),
+            )
+            return sum(self._insert(memory, vector, embedding).rowcount for memory, vector in items)
+
+    def put_cell_keys(self, workspace_id: str, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None:
+        """Store the keys of memories (by rowid); a memory deleted meanwhile gets none."""
+        with self._write():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO cell_keys(memory_rowid, workspace_id, embedding_model, count, dim, keys) "
+                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM memories WHERE rowid = ?)",
+                [
+                    (rowid, workspace_id, embedding.model_id, len(keys), embedding.dim,
+                     np.ascontiguousarray(keys, dtype=np.float32).tobytes(), rowid)
+                    for rowid, keys in rows
+                ],
+            )
+
+    def put_cell_model(self, workspace_id: str, state: bytes, enabled: bool, report: str) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO cell_models(workspace_id, state, enabled, report, trained_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (workspace_id, state, int(enabled), report, time.time()),
+            )
+
     def delete(self, workspace_id: str, memory_id: str) -> bool:
         with self._write():
             cursor = self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id))
@@ -398,6 +506,9 @@ class SQLiteStore:
             )
             self._set_meta("embedding_model", embedding.model_id)
             self._set_meta("embedding_dim", str(embedding.dim))
+            # Keys and adapters live in the old model's space: `reme train` builds them again.
+            self.db.execute("DELETE FROM cell_keys")
+            self.db.execute("DELETE FROM cell_models")
 
 
 class _WriteTx:
