@@ -16,14 +16,14 @@ from datetime import datetime, timezone
 import anyio.to_thread
 import numpy as np
 
-from reme_mcp.cells import adapter as adapters
-from reme_mcp.cells.adapter import Adapter
+from reme_mcp.cells import fit
 from reme_mcp.cells.gate import Cue, evaluate
-from reme_mcp.cells.keys import key_texts, training_cues
+from reme_mcp.cells.keys import training_cues
 from reme_mcp.cells.schemas import Episode, TrainInput, TrainOutput
 from reme_mcp.episodic.memories import check_limits, key_cells, require_workspace
 from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
 from reme_mcp.models.embedding import Embedder
+from reme_mcp.retrieval.adapter import Adapter
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.hybrid import latin_share
 from reme_mcp.services import Services
@@ -157,7 +157,7 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
         slots = {int(r): i for i, r in enumerate(untrained.rowids)}
         owners = np.repeat(np.arange(len(untrained.starts)), np.diff(np.append(untrained.starts, len(untrained.matrix))))
         targets = np.array([slots[c.rowid] for c in train_cues])
-        trained = adapters.train(
+        trained = fit.train(
             start, untrained.matrix, owners, cell_vectors[: len(train_cues)], targets,
             progress=lambda done, total: progress("training", done, total),
         )

@@ -13,6 +13,7 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 
+from reme_mcp.cells.keys import key_texts
 from reme_mcp.episodic.schemas import (
     ForgetInput,
     ForgetOutput,
@@ -26,7 +27,6 @@ from reme_mcp.episodic.schemas import (
 from reme_mcp.errors import InvalidInput, NotFound
 from reme_mcp.retrieval import hybrid
 from reme_mcp.services import Services
-from reme_mcp.cells.keys import key_texts
 from reme_mcp.store.base import Memory, content_id, embedding_text
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reme_mcp.cells.adapter import Adapter
+from reme_mcp.retrieval.adapter import Adapter
 from reme_mcp.store.base import MEMORY_TYPES, MemoryStore
 
 
