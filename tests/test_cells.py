@@ -162,11 +162,20 @@ async def test_training_again_adds_cells_and_keeps_the_old_ones(tmp_path: Path) 
                              (EPISODES[4], "my dog's first time at the seaside")]:
             found = await app.async_execute("recall", query=cue, top_k=1)
             assert found.metadata["memories"][0]["id"] == episode["id"]
-        # remember in a trained workspace keys the new memory at once; forget removes its keys
-        new = await app.async_execute("remember", text="Ilya taught me to fold paper cranes on the night train.")
-        assert len(rows(tmp_path, "SELECT * FROM cell_keys")) == 6
-        await app.async_execute("forget", memory_id=new.metadata["memory"]["id"])
-        assert len(rows(tmp_path, "SELECT * FROM cell_keys")) == 5
+
+
+async def test_a_memory_remembered_after_training_is_keyed_by_the_next_recall_and_forget_removes_its_keys(
+    tmp_path: Path,
+) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        assert (await app.async_execute("train_memory", episodes=DATA_ZH[:8], workspace_id="zh")).metadata["enabled"]
+        count = len(rows(tmp_path, "SELECT * FROM cell_keys"))
+        new = await app.async_execute("remember", text="我在地铁上把雨伞忘在座位上了，下车才发现。", workspace_id="zh")
+        found = await app.async_execute("recall", query="把伞落在地铁里了", top_k=1, workspace_id="zh")
+        assert found.metadata["memories"][0]["id"] == new.metadata["memory"]["id"]
+        assert len(rows(tmp_path, "SELECT * FROM cell_keys")) == count + 1
+        await app.async_execute("forget", memory_id=new.metadata["memory"]["id"], workspace_id="zh")
+        assert len(rows(tmp_path, "SELECT * FROM cell_keys")) == count
 
 
 async def test_the_gate_keeps_plain_search_where_training_cannot_help(tmp_path: Path) -> None:
@@ -216,6 +225,7 @@ async def test_the_cell_state_is_safetensors_with_model_and_version_and_a_newer_
         ('[{"id": "a", "text": "one"}, {"id": "a", "text": "two"}]', "occur more than once: a"),
         ('[{"text": "bad \\ud800 surrogate"}]', "lone surrogate"),
         ('[{"text": "x", "txt": "typo"}]', "txt: Extra inputs are not permitted"),
+        ('{\n  "episodes": [\n    {"text": "one"},\n    {"text": "two",}\n  ]\n}', "not valid JSON at line 4"),
         ('["just a string"]', "an episode is a JSON object"),
     ],
 )
@@ -232,12 +242,40 @@ def test_a_bad_episodes_file_is_refused_and_loses_nothing(tmp_path: Path, conten
     assert len(rows(tmp_path / "store", "SELECT * FROM memories")) == 1
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        "\ufeff" + json.dumps(EPISODES[:2]),  # a byte-order mark
+        json.dumps(EPISODES[0], indent=2),  # one episode, pretty-printed
+        json.dumps({"episodes": EPISODES[:2]}, indent=2),
+    ],
+)
+def test_episodes_files_in_every_shape_people_write(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "episodes.json"
+    path.write_text(content, encoding="utf-8")
+    result = reme("train", str(path), f"store_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "new episodes stored" in result.stdout
+
+
+async def test_duplicate_ids_and_empty_workspaces_are_refused_on_every_face(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        with pytest.raises(InvalidInput, match="occur more than once: a"):
+            await app.async_execute("train_memory", episodes=[{"id": "a", "text": "cats"}, {"id": "a", "text": "dogs"}])
+        with pytest.raises(InvalidInput, match="no memories to train"):
+            await app.async_execute("train_memory")
+        twice = await app.async_execute("train_memory", episodes=[EPISODES[0], EPISODES[0] | {"id": None}, EPISODES[1]])
+        assert (twice.metadata["added"], twice.metadata["cells"]) == (3, 3)
+        again = await app.async_execute("train_memory")  # retraining what is stored works
+        assert again.metadata["cells"] == 3
+
+
 def test_a_100_mb_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     huge = tmp_path / "huge.json"
     with huge.open("wb") as f:
         f.truncate(100_000_000)
     result = reme("train", str(huge), f"store_dir={tmp_path}")
-    assert result.returncode == 1 and "100.0 MB; the limit is 50.0 MB" in result.stderr
+    assert result.returncode == 1 and "larger than 50.0 MB" in result.stderr
 
 
 async def test_an_id_already_used_for_another_text_stores_nothing(tmp_path: Path) -> None:

@@ -17,37 +17,46 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'episode'}: {e['msg']}" for e in error.errors())
 
 
+def _json_error(name: str, exc: json.JSONDecodeError) -> InvalidInput:
+    return InvalidInput(f"{name}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.")
+
+
 def _records(raw: str, name: str) -> list[tuple[str, Any]]:
-    """(where, record) pairs: 'line N' for JSON Lines, 'episode N' for a JSON array."""
-    stripped = raw.lstrip()
+    """(where, record) pairs: 'line N' for JSON Lines, 'episode N' for a JSON document."""
+    stripped = raw.strip()
     if not stripped:
         raise InvalidInput(f"{name} is empty: give a JSON array of episodes or one episode per line (JSONL).")
-    if stripped[0] == "[" or stripped[0] == "{" and "\n" not in stripped.strip():
+    first_line = stripped.splitlines()[0]
+    if stripped[0] == "[" or not _parses(first_line):  # one JSON document (an array, or an object over lines)
         try:
-            data = json.loads(raw)
+            data = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{name}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+            raise _json_error(name, exc) from None
         if isinstance(data, dict) and isinstance(data.get("episodes"), list):
             data = data["episodes"]
-        if not isinstance(data, list):
-            data = [data]
-        return [(f"episode {i + 1}", record) for i, record in enumerate(data)]
-    if stripped[0] == "{":
-        try:  # one JSON object over several lines, e.g. {"episodes": [...]} pretty-printed
-            data = json.loads(raw)
-            if isinstance(data, dict) and isinstance(data.get("episodes"), list):
-                return [(f"episode {i + 1}", record) for i, record in enumerate(data["episodes"])]
-        except json.JSONDecodeError:
-            pass
+        records = data if isinstance(data, list) else [data]
+        return [(f"episode {i + 1}", record) for i, record in enumerate(records)]
     out = []
     for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            out.append((f"line {number}", json.loads(line)))
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{name}: line {number} is not valid JSON (column {exc.colno}: {exc.msg}).") from None
+        if isinstance(record, dict) and isinstance(record.get("episodes"), list):  # {"episodes": [...]} on one line
+            out += [(f"episode {i + 1}", r) for i, r in enumerate(record["episodes"])]
+        else:
+            out.append((f"line {number}", record))
     return out
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def parse_episodes(raw: str, name: str = "the episodes file") -> list[Episode]:
@@ -75,18 +84,19 @@ def check_unique_ids(episodes: list[Episode]) -> None:
 
 
 def read_episodes(path: Path, max_bytes: int) -> list[Episode]:
-    """Read and validate an episodes file no larger than `max_bytes`."""
+    """Read and validate an episodes file (or pipe) of at most `max_bytes`."""
     try:
-        size = path.stat().st_size
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
     except OSError as exc:
         raise InvalidInput(f"Cannot read {path}: {exc.strerror}.") from None
-    if size > max_bytes:
+    if len(data) > max_bytes:
         raise InvalidInput(
-            f"{path} is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB (limits.max_episodes_file_bytes). "
+            f"{path} is larger than {max_bytes / 1e6:.1f} MB (limits.max_episodes_file_bytes). "
             "Split it into several files and train them one after another: training adds to what is stored."
         )
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not part of the JSON
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not UTF-8 text (byte {exc.start}).") from None
     return parse_episodes(raw, str(path))

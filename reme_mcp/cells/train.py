@@ -17,8 +17,9 @@ import anyio.to_thread
 import numpy as np
 
 from reme_mcp.cells import fit
+from reme_mcp.cells.episodes import check_unique_ids
 from reme_mcp.cells.gate import Cue, evaluate
-from reme_mcp.cells.keys import training_cues
+from reme_mcp.cells.keys import key_texts, training_cues
 from reme_mcp.cells.schemas import Episode, TrainInput, TrainOutput
 from reme_mcp.episodic.memories import check_limits, key_cells, require_workspace
 from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
@@ -61,15 +62,18 @@ def _encode(encoder: Embedder, texts: list[str], stage: str, progress: Progress)
 
 def _store_episodes(services: Services, workspace_id: str, episodes: list[Episode], progress: Progress) -> tuple[int, int]:
     """Validate all, then store the new ones in one transaction: a refused file stores nothing."""
-    new: list[tuple[str, Episode]] = []
+    check_unique_ids(episodes)
+    new: dict[str, Episode] = {}
     already = 0
     conflicts = []
     for episode in episodes:
         check_limits(services, episode)
         memory_id = episode.id or content_id(episode.text, episode.keywords)
         stored = services.store.get(workspace_id, memory_id)
-        if stored is None:
-            new.append((memory_id, episode))
+        if memory_id in new:  # the same text and keywords twice in one file
+            already += 1
+        elif stored is None:
+            new[memory_id] = episode
         elif stored.text == episode.text:
             already += 1
         else:
@@ -79,7 +83,7 @@ def _store_episodes(services: Services, workspace_id: str, episodes: list[Episod
             f"{len(conflicts)} episode id(s) are already stored with a different text: {', '.join(conflicts[:10])}. "
             "Give those episodes new ids, or forget the stored ones first. Nothing was stored."
         )
-    texts = [embedding_text(e.text, e.keywords) for _, e in new]
+    texts = [embedding_text(e.text, e.keywords) for e in new.values()]
     vectors = _encode(services.embedder, texts, "embedding episodes", progress)
     now = datetime.now(timezone.utc)
     items = [
@@ -88,7 +92,7 @@ def _store_episodes(services: Services, workspace_id: str, episodes: list[Episod
                    created_at=e.time or now),
             vector,
         )
-        for (memory_id, e), vector in zip(new, vectors)
+        for (memory_id, e), vector in zip(new.items(), vectors)
     ]
     return services.store.add_many(items, services.embedder.embedding()), already
 
@@ -114,9 +118,11 @@ def _cues(services: Services, space: KeySpace) -> tuple[list[Cue], list[Cue], fl
         memory = memories.get(rowid)
         if memory is None:
             continue
+        keys = set(key_texts(memory.text, memory.keywords))
         for text in training_cues(memory.text, memory.keywords, seed=rowid):
-            # A sentence copied from the text is too easy to judge by: only reworked cues are held out.
-            (held if _held_out(text) and text not in memory.text else train).append(Cue(text=text, rowid=rowid))
+            # A sentence copied from the text, or a key, is too easy to judge by: only reworked cues are held out.
+            reworked = text not in memory.text and text not in keys
+            (held if reworked and _held_out(text) else train).append(Cue(text=text, rowid=rowid))
     latin = latin_share(" ".join(m.text[:2000] for m in memories.values()))
     rng = np.random.default_rng(0)
     if len(train) > MAX_CUES:
@@ -132,7 +138,8 @@ def _start(services: Services, workspace_id: str, dim: int, latin: float) -> Ada
     if stored is not None:
         try:
             previous = Adapter.from_bytes(stored[0], model_id)
-            return Adapter(model_id, previous.weight, latin)
+            if previous.weight.shape == (dim, dim):
+                return Adapter(model_id, previous.weight, latin)
         except (StoreCorrupt, StoreMismatch):
             pass  # retraining is the fix those errors suggest: start over
     return Adapter.identity(model_id, dim, latin)
@@ -145,6 +152,10 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
     rowids, matrix, kinds = services.store.vectors(workspace_id)
     plain = KeySpace.plain(rowids, matrix, kinds)
     untrained = KeySpace.from_keys(rowids, kinds, services.store.cell_keys(workspace_id), None)
+    if len(untrained.rowids) == 0:
+        raise InvalidInput(
+            f"Workspace '{workspace_id}' has no memories to train: give episodes (reme train episodes.json)."
+        )
     train_cues, held_cues, latin = _cues(services, untrained)
     cue_texts = [c.text for c in train_cues + held_cues]
     cell_vectors = _encode(services.cell_encoder, cue_texts, "encoding cues", progress)
@@ -174,6 +185,7 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
               "adapted": adapted.model_dump(), "adapter_on": adapter_on}
     kept = trained if adapter_on else identity
     services.store.put_cell_model(workspace_id, kept.to_bytes(), enabled, json.dumps(report))
+    _key_new_cells(services, workspace_id, progress)  # memories remembered while training ran
     return TrainOutput(
         workspace_id=workspace_id, added=added, already_stored=already, cells=len(untrained.rowids),
         keys=len(untrained.matrix), held_out_cues=len(held_cues), plain=before, keys_only=keys_only,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio.to_thread
 import numpy as np
 
 from reme_mcp.cells.keys import key_texts
+from reme_mcp.cells.schemas import Episode
 from reme_mcp.episodic.schemas import (
     ForgetInput,
     ForgetOutput,
@@ -38,6 +38,13 @@ def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndar
 def search(services: Services, workspace_id: str, query: str, top_k: int, types: list[str] | None = None) -> list[Hit]:
     """The best active memories of a workspace for `query`, best first (blocking)."""
     plain, cells = services.dense.spaces(workspace_id)
+    if cells is not None:
+        # Whatever was written since training (remember, distilled memories, another process) is keyed
+        # here, once, so every active memory is reachable through the cells.
+        missing = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id)
+        if missing:
+            key_cells(services, workspace_id, missing)
+            plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]
     cell_vector = services.cell_encoder.encode([query])[0] if cells is not None else None
     ranked = hybrid.search(
@@ -52,7 +59,7 @@ def search(services: Services, workspace_id: str, query: str, top_k: int, types:
     ]
 
 
-def check_limits(services: Services, args: RememberInput | Any) -> None:
+def check_limits(services: Services, args: RememberInput | Episode) -> None:
     """Text, keyword and metadata sizes against `limits.*` (for remember and for trained episodes)."""
     limits = services.config.limits
     if len(args.text) > limits.max_text_chars:
@@ -76,13 +83,8 @@ def _public(memory: Memory) -> StoredMemory:
     return StoredMemory(**memory.model_dump())
 
 
-def key_cells(services: Services, workspace_id: str, memories: list[tuple[int | None, str, list[str]]]) -> int:
-    """Compute and store the cell keys of (rowid, text, keywords) memories; returns how many keys (blocking).
-
-    `remember` calls it in a workspace that has trained cells, so a new memory is
-    reachable through them at once, without training again.
-    """
-    memories = [m for m in memories if m[0] is not None]
+def key_cells(services: Services, workspace_id: str, memories: list[tuple[int, str, list[str]]]) -> int:
+    """Compute and store the cell keys of (rowid, text, keywords) memories; returns how many keys (blocking)."""
     texts = [key_texts(text, keywords) for _, text, keywords in memories]
     flat = [t for group in texts for t in group]
     vectors = services.cell_encoder.encode(flat) if flat else np.zeros((0, 0), np.float32)
@@ -122,10 +124,7 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
             metadata=args.metadata,
             created_at=datetime.now(timezone.utc),
         )
-        stored, created = services.store.add(memory, vector, services.embedder.embedding())
-        if created and services.store.cell_model(workspace_id) is not None:
-            key_cells(services, workspace_id, [(services.store.rowid(workspace_id, memory_id), args.text, args.keywords)])
-        return stored, created
+        return services.store.add(memory, vector, services.embedder.embedding())
 
     stored, created = await anyio.to_thread.run_sync(embed_and_store)
     return RememberOutput(memory=_public(stored), created=created)

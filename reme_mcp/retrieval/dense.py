@@ -55,7 +55,7 @@ class KeySpace:
     def scores(self, vector: np.ndarray) -> np.ndarray:
         """Best key cosine of each memory."""
         sims = self.matrix @ self.query(vector)
-        if len(self.starts) == len(sims):
+        if len(self.starts) == len(sims):  # one key per memory: nothing to reduce
             return sims
         return np.maximum.reduceat(sims, self.starts)
 
@@ -81,14 +81,14 @@ class KeySpace:
         return {int(r): float(scores[s]) for r, s in zip(wanted[present], slots[present])}
 
 
-def load_cells(store: MemoryStore, workspace_id: str, model_id: str, force: bool = False) -> KeySpace | None:
-    """The workspace's trained cells when they are switched on (or, with `force`, whenever they exist)."""
+def load_cells(store: MemoryStore, plain: KeySpace, workspace_id: str, model_id: str, force: bool = False) -> KeySpace | None:
+    """The workspace's trained cells when they are switched on (or, with `force`, whenever they exist);
+    `plain` is its memory-vector space, for the rowids and kinds."""
     model = store.cell_model(workspace_id)
     if model is None or not (model[1] or force):
         return None
     adapter = Adapter.from_bytes(model[0], model_id)
-    rowids, _, kinds = store.vectors(workspace_id)
-    return KeySpace.from_keys(rowids, kinds, store.cell_keys(workspace_id), adapter)
+    return KeySpace.from_keys(plain.rowids, plain.kinds, store.cell_keys(workspace_id), adapter)
 
 
 class DenseIndex:
@@ -108,7 +108,7 @@ class DenseIndex:
             if cached is not None and cached[0] == fingerprint:
                 return cached[1], cached[2]
         plain = KeySpace.plain(*self.store.vectors(workspace_id))
-        cells = load_cells(self.store, workspace_id, self.cells_model_id)
+        cells = load_cells(self.store, plain, workspace_id, self.cells_model_id)
         with self._lock:
             self._cache[workspace_id] = (fingerprint, plain, cells)
         return plain, cells

@@ -11,6 +11,7 @@ by what it loses.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,11 @@ class Query:
 
 
 def latin_share(text: str) -> float:
+    """Share of the letters of `text` that are Latin script (é and ß count; Cyrillic and Han do not)."""
     letters = _LETTER.findall(text)
-    return sum(ch.isascii() for ch in letters) / len(letters) if letters else 1.0
+    if not letters:
+        return 1.0
+    return sum(ch.isascii() or unicodedata.name(ch, "").startswith("LATIN") for ch in letters) / len(letters)
 
 
 def search(
@@ -102,7 +106,7 @@ def fuse(
     if missing and query.vector is not None:
         cosine.update(plain.similarities(query.vector, missing))
     if cells is not None and query.cell_vector is not None:
-        cosine.update(dict(cellular))
-        missing = [r for r, _ in fused if r not in dict(cellular)]
-        cosine.update(cells.similarities(query.cell_vector, missing))
+        from_cells = dict(cellular)
+        cosine.update(from_cells)
+        cosine.update(cells.similarities(query.cell_vector, [r for r, _ in fused if r not in from_cells]))
     return [Ranked(rowid=r, score=s, similarity=cosine.get(r, 0.0)) for r, s in fused]

@@ -83,8 +83,6 @@ class MemoryStore(Protocol):
 
     def get(self, workspace_id: str, memory_id: str) -> Memory | None: ...
 
-    def rowid(self, workspace_id: str, memory_id: str) -> int | None: ...
-
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
         """Store durably; returns the stored memory and False when it was already there."""
 

@@ -175,11 +175,12 @@ class SQLiteStore:
             for column, definition in _ADDED_COLUMNS.items():
                 if column not in present:
                     db.execute(f"ALTER TABLE memories ADD COLUMN {column} {definition}")
-            unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
-            db.executemany(
-                "UPDATE memories SET text_sha256 = ? WHERE rowid = ?", [(text_checksum(t), r) for r, t in unsummed]
-            )
             version = self._meta("schema_version")
+            if version is not None and int(version) < 3:  # texts stored before checksums get theirs now
+                unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
+                db.executemany(
+                    "UPDATE memories SET text_sha256 = ? WHERE rowid = ?", [(text_checksum(t), r) for r, t in unsummed]
+                )
             if version is None or int(version) < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
             elif int(version) > SCHEMA_VERSION:
@@ -259,13 +260,6 @@ class SQLiteStore:
                 f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
             ).fetchone()
         return _row_to_memory(row)[1] if row else None
-
-    def rowid(self, workspace_id: str, memory_id: str) -> int | None:
-        with self._lock:
-            row = self.db.execute(
-                "SELECT rowid FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
-            ).fetchone()
-        return row[0] if row else None
 
     def lexical(
         self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
@@ -506,9 +500,7 @@ class SQLiteStore:
             )
             self._set_meta("embedding_model", embedding.model_id)
             self._set_meta("embedding_dim", str(embedding.dim))
-            # Keys and adapters live in the old model's space: `reme train` builds them again.
-            self.db.execute("DELETE FROM cell_keys")
-            self.db.execute("DELETE FROM cell_models")
+            # Cell keys and adapters live in the cell encoder's space, which re-embedding does not touch.
 
 
 class _WriteTx:
