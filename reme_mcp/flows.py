@@ -33,6 +33,7 @@ from reme_mcp.episodic.schemas import (
     RememberOutput,
 )
 from reme_mcp.errors import ConfigError, InvalidInput, NotFound
+from reme_mcp.library.flow import VectorStoreInput, VectorStoreOutput, vector_store
 from reme_mcp.services import Services
 from reme_mcp.working import search, summary
 from reme_mcp.working.schemas import (
@@ -146,6 +147,16 @@ FLOWS: dict[str, Flow] = {
                 "is stored."
             ),
             input=TrainInput, output=TrainOutput, handler=train_memory, core=False,
+        ),
+        Flow(
+            name="vector_store",
+            description=(
+                "Manage the memory library and workspaces: list (workspaces and packs, or the memories of "
+                "workspace_id, paged), load a pack (pack=NAME) into a workspace, dump a workspace as a pack "
+                "(path=FOLDER under the store's library), copy src_workspace_id into workspace_id, delete a "
+                "workspace, or delete_ids (memory_ids)."
+            ),
+            input=VectorStoreInput, output=VectorStoreOutput, handler=vector_store, destructive=True, core=False,
         ),
         Flow(
             name="summary_working_memory",

@@ -78,7 +78,7 @@ async def test_openai_compatible_embeddings_and_switching_models_safely(
 
     # Another model on the same store: refused, with the way out in the message, and nothing lost.
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        with pytest.raises(StoreMismatch, match="reme reembed"):
+        with pytest.raises(StoreMismatch, match=r"need re-embedding: default \(2\)\..*reme reembed"):
             await app.async_execute("recall", query="apple pie")
     assert ReMeApp(store_dir=str(tmp_path)).reembed() == 2
     async with ReMeApp(store_dir=str(tmp_path)) as app:

@@ -35,6 +35,11 @@ Commands:
 {flows}
   train FILE          store the episodes of FILE (JSON array or JSONL) and train the memory cells
                       (no FILE: retrain what is stored); workspace_id=NAME picks the workspace
+  library list|load NAME|dump WORKSPACE FOLDER
+                      memory packs: list them (and the workspaces), load one, dump a workspace as one
+  export WORKSPACE FILE / import FILE
+                      move a workspace as versioned JSONL; import also reads ReMe task-memory JSONL and
+                      the MCP memory server's memory.jsonl (workspace_id=NAME picks the target)
   reembed             recompute every stored vector with the configured embedding model
                       (after changing embedding_model.*; texts are kept, nothing is lost)
 
@@ -127,12 +132,14 @@ def main(argv: list[str] | None = None) -> None:
         _reembed(config)
     elif command == "train":
         _train(config, rest)
+    elif command in ("library", "export", "import"):
+        _library(config, command, rest)
     elif command == "recall" and "query" not in _flow_arguments(FLOWS["recall"], rest)[0]:
         _recall_prompt(config, rest)
     elif command in FLOWS:
         _run_flow(config, FLOWS[command], rest)
     else:
-        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, reembed. Keys look like mcp.transport=stdio.")
+        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, library, export, import, reembed. Keys look like mcp.transport=stdio.")
 
 
 def _serve(config: Config) -> None:
@@ -248,3 +255,55 @@ def _recall_prompt(config: Config, tokens: list[str]) -> None:
                     print(f"reme: {exc}", file=sys.stderr, flush=True)
 
     anyio.run(run)
+
+
+def _library(config: Config, command: str, tokens: list[str]) -> None:
+    """Packs and transfers from the shell; paths here are the user's own, not sandboxed."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from reme_mcp.app import ReMeApp
+    from reme_mcp.library import flow as library
+
+    target = [t.split("=", 1)[1] for t in tokens if t.startswith("workspace_id=")]
+    args = [t for t in tokens if not t.startswith("workspace_id=")]
+    shapes = {"list": 1, "load": 2, "dump": 3}
+    if command == "library" and (not args or args[0] not in shapes or len(args) != shapes[args[0]]):
+        fail("usage: reme library list | load NAME [workspace_id=W] | dump WORKSPACE FOLDER")
+    if command in ("export", "import") and len(args) != (2 if command == "export" else 1):
+        fail("usage: reme export WORKSPACE FILE | reme import FILE [workspace_id=W]")
+    bar: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc="embedding", file=sys.stderr))
+        bar[0].update(done - bar[0].n)
+
+    async def run() -> str:
+        async with ReMeApp(config=config) as app:
+            services = await app.services()
+            workspace = services.workspace(target[0] if target else None)
+            if command == "library" and args[0] == "list":
+                return (await app.async_execute("vector_store", action="list")).answer
+            if command == "library" and args[0] == "load":
+                return (await app.async_execute("vector_store", action="load", pack=args[1], workspace_id=workspace)).answer
+            if command == "library":
+                await library.require_workspace(services, args[1])
+                count = await anyio.to_thread.run_sync(library.dump_pack, services, args[1], Path(args[2]))
+                return f"Dumped {count} memories of '{args[1]}' to {args[2]}."
+            if command == "export":
+                await library.require_workspace(services, args[0])
+                lines = await anyio.to_thread.run_sync(library.export_workspace, services, args[0])
+                Path(args[1]).write_text("\n".join(lines) + "\n", encoding="utf-8")
+                return f"Exported {len(lines) - 1} lines of '{args[0]}' to {args[1]}."
+            raw = Path(args[0]).read_text(encoding="utf-8-sig")
+            kind, added = await anyio.to_thread.run_sync(library.import_text, services, raw, args[0], workspace, progress)
+            return f"Imported {added} new memories ({kind} format) into '{workspace}'."
+
+    try:
+        print(anyio.run(run))
+    except ReMeError as exc:
+        fail(str(exc), code=1)
+    except OSError as exc:
+        fail(f"{exc.filename}: {exc.strerror}", code=1)

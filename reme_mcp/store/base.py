@@ -88,6 +88,14 @@ class MemoryStore(Protocol):
 
     def delete(self, workspace_id: str, memory_id: str) -> bool: ...
 
+    def delete_ids(self, workspace_id: str, memory_ids: list[str]) -> int: ...
+
+    def delete_workspace(self, workspace_id: str) -> int:
+        """Delete a workspace and all it holds; returns how many memories it had."""
+
+    def memories_with_vectors(self, workspace_id: str, batch: int = 500) -> Any:
+        """Batches of (memory, vector) of one workspace, oldest first."""
+
     def lexical(
         self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
     ) -> list[tuple[int, float]]:

@@ -190,9 +190,11 @@ class SQLiteStore:
                 )
         stored = self._meta("embedding_model")
         if model_id is not None and stored is not None and stored != model_id:
+            workspaces = ", ".join(f"{w} ({n})" for w, n in self.list_workspaces()) or "none"
             raise StoreMismatch(
                 f"The store at {self.path} holds vectors from the embedding model '{stored}' "
-                f"({self._meta('embedding_dim')}-d), but '{model_id}' is configured. Mixing them would give "
+                f"({self._meta('embedding_dim')}-d), but '{model_id}' is configured; these workspaces need "
+                f"re-embedding: {workspaces}. Mixing them would give "
                 f"wrong recall. Either configure the original model again, or re-embed the store with the new "
                 f"one: `reme reembed store_dir={Path(self.path).parent}` plus your embedding_model.* keys "
                 f"(texts are kept, so nothing is lost)."
@@ -486,6 +488,37 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 (workspace_id, state, int(enabled), report, time.time()),
             )
+
+    def delete_ids(self, workspace_id: str, memory_ids: list[str]) -> int:
+        """Delete these memories of the workspace in one transaction; returns how many existed."""
+        with self._write():
+            return sum(
+                self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, i)).rowcount
+                for i in memory_ids
+            )
+
+    def delete_workspace(self, workspace_id: str) -> int:
+        """Delete a workspace and everything in it (memories, keys, cells, tool calls); returns the memory count."""
+        with self._write():
+            count = self.db.execute("DELETE FROM memories WHERE workspace_id = ?", (workspace_id,)).rowcount
+            for table, column in (("tool_calls", "workspace_id"), ("cell_models", "workspace_id"), ("workspaces", "id")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (workspace_id,))
+            return count
+
+    def memories_with_vectors(self, workspace_id: str, batch: int = 500) -> Iterator[list[tuple[Memory, np.ndarray]]]:
+        """Every memory of the workspace with its vector, oldest first, in batches."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT {_COLUMNS}, embedding_dim, embedding FROM memories WHERE workspace_id = ? AND rowid > ? "
+                    "ORDER BY rowid LIMIT ?",
+                    (workspace_id, last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(_row_to_memory(r[:-2])[1], np.frombuffer(r[-1], dtype=np.float32, count=r[-2])) for r in rows]
 
     def delete(self, workspace_id: str, memory_id: str) -> bool:
         with self._write():
