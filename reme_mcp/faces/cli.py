@@ -287,7 +287,13 @@ def _library(config: Config, command: str, tokens: list[str]) -> None:
             if command == "library" and args[0] == "list":
                 return (await app.async_execute("vector_store", action="list")).answer
             if command == "library" and args[0] == "load":
-                return (await app.async_execute("vector_store", action="load", pack=args[1], workspace_id=workspace)).answer
+                folder = library.packs.pack_dirs(library.user_library(services)).get(args[1])
+                if folder is None:
+                    return (await app.async_execute("vector_store", action="load", pack=args[1])).answer  # the error
+                count, reembedded = await anyio.to_thread.run_sync(library.load_pack, services, folder, workspace, progress)
+                return f"Loaded {count} memories of '{args[1]}' into '{workspace}'" + (
+                    " (embedded again: the pack's vectors are from another model)." if reembedded else "."
+                )
             if command == "library":
                 await library.require_workspace(services, args[1])
                 count = await anyio.to_thread.run_sync(library.dump_pack, services, args[1], Path(args[2]))
