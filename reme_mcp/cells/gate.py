@@ -54,15 +54,3 @@ def scores(rank_list: list[int]) -> Scores:
         recall_at_5=round(sum(0 < r <= 5 for r in rank_list) / n, 4),
         mrr=round(sum(1 / r for r in rank_list if r) / n, 4),
     )
-
-
-def evaluate(
-    services: Services,
-    workspace_id: str,
-    cues: list[Cue],
-    vectors: np.ndarray,
-    cell_vectors: np.ndarray,
-    plain: KeySpace,
-    cells: list[KeySpace | None],
-) -> list[Scores]:
-    return [scores(column) for column in ranks(services, workspace_id, cues, vectors, cell_vectors, plain, cells)]

@@ -18,12 +18,12 @@ import numpy as np
 
 from reme_mcp.cells import fit
 from reme_mcp.cells.episodes import check_unique_ids
-from reme_mcp.cells.gate import Cue, evaluate
+from reme_mcp.cells.gate import Cue, ranks, scores
 from reme_mcp.cells.keys import key_texts, training_cues
 from reme_mcp.cells.schemas import Episode, TrainInput, TrainOutput
 from reme_mcp.episodic.memories import check_limits, key_cells, require_workspace
 from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
-from reme_mcp.models.embedding import Embedder
+from reme_mcp.models.embedding import Embedder, encode_in_batches
 from reme_mcp.retrieval.adapter import Adapter
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.hybrid import latin_share
@@ -52,12 +52,7 @@ async def train_memory(services: Services, args: TrainInput) -> TrainOutput:
 
 
 def _encode(encoder: Embedder, texts: list[str], stage: str, progress: Progress) -> np.ndarray:
-    size = 256
-    parts = []
-    for begin in range(0, len(texts), size):
-        parts.append(encoder.encode(texts[begin : begin + size]))
-        progress(stage, min(begin + size, len(texts)), len(texts))
-    return np.vstack(parts) if parts else np.zeros((0, encoder.embedding().dim), np.float32)
+    return encode_in_batches(encoder, texts, lambda done, total: progress(stage, done, total))
 
 
 def _store_episodes(services: Services, workspace_id: str, episodes: list[Episode], progress: Progress) -> tuple[int, int]:
@@ -175,9 +170,10 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
     # The gate: plain search, the cells' keys alone, and the keys with the adapter, on the held-out cues.
     identity = Adapter.identity(trained.model_id, untrained.matrix.shape[1], latin)
     spaces = [None] + [KeySpace(cells.rowids, cells.kinds, cells.matrix, cells.starts, a) for a in (identity, trained)]
-    before, keys_only, adapted = evaluate(
-        services, workspace_id, held_cues, held_vectors, cell_vectors[len(train_cues) :], plain, spaces
-    )
+    before, keys_only, adapted = [
+        scores(column)
+        for column in ranks(services, workspace_id, held_cues, held_vectors, cell_vectors[len(train_cues) :], plain, spaces)
+    ]
     adapter_on = adapted.mrr > keys_only.mrr
     after = adapted if adapter_on else keys_only
     enabled = bool(held_cues) and after.mrr > before.mrr

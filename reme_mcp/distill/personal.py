@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import anyio.to_thread
 
-from reme_mcp.distill.common import Writer, retrieve_flow, summary_flow, render_trajectory
+from reme_mcp.distill.common import Writer, render_trajectory, retrieve_flow, summary_flow
 from reme_mcp.distill.schemas import (
     DistillOutput,
     PersonalExtraction,

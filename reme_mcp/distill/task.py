@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import anyio.to_thread
 
-from reme_mcp.distill.common import Writer, retrieve_flow, summary_flow, outcome, render_trajectory
+from reme_mcp.distill.common import Writer, outcome, render_trajectory, retrieve_flow, summary_flow
 from reme_mcp.distill.schemas import DistillOutput, TaskExtraction, Trajectory
 from reme_mcp.services import Services
 

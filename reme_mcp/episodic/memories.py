@@ -38,7 +38,7 @@ def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndar
 def search(services: Services, workspace_id: str, query: str, top_k: int, types: list[str] | None = None) -> list[Hit]:
     """The best active memories of a workspace for `query`, best first (blocking)."""
     plain, cells = services.dense.spaces(workspace_id)
-    if cells is not None:
+    if cells is not None and np.count_nonzero(cells.kinds != "") < np.count_nonzero(plain.kinds != ""):
         # Whatever was written since training (remember, distilled memories, another process) is keyed
         # here, once, so every active memory is reachable through the cells.
         missing = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id)

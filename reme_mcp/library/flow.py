@@ -21,6 +21,7 @@ from reme_mcp.episodic.schemas import StoredMemory, WorkspaceId, _Input
 from reme_mcp.errors import InvalidInput, NotFound
 from reme_mcp.library import packs
 from reme_mcp.library.records import detect, export_lines, export_records, graph_records, read_jsonl, reme_records
+from reme_mcp.models.embedding import encode_in_batches
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, embedding_text
 
@@ -102,13 +103,8 @@ def load_pack(
 
 
 def embed(services: Services, memories: list[Memory], progress: Any = None) -> np.ndarray:
-    parts = []
-    for begin in range(0, len(memories), 128):
-        batch = memories[begin : begin + 128]
-        parts.append(services.embedder.encode([embedding_text(m.text, m.keywords) for m in batch]))
-        if progress:
-            progress(min(begin + 128, len(memories)), len(memories))
-    return np.vstack(parts) if parts else np.zeros((0, services.embedder.embedding().dim), np.float32)
+    texts = [embedding_text(m.text, m.keywords) for m in memories]
+    return encode_in_batches(services.embedder, texts, progress, size=128)
 
 
 def workspace_contents(services: Services, workspace_id: str) -> tuple[list[Memory], np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -176,6 +177,18 @@ class OpenAICompatibleEmbedder:
         matrix = _normalise(np.array(rows, dtype=np.float32))
         self._dim = matrix.shape[1]
         return matrix
+
+
+def encode_in_batches(
+    encoder: Embedder, texts: list[str], progress: Callable[[int, int], None] | None = None, size: int = 256
+) -> np.ndarray:
+    """Encode many texts, reporting (done, total) after each batch, for progress bars."""
+    parts = []
+    for begin in range(0, len(texts), size):
+        parts.append(encoder.encode(texts[begin : begin + size]))
+        if progress:
+            progress(min(begin + size, len(texts)), len(texts))
+    return np.vstack(parts) if parts else np.zeros((0, encoder.embedding().dim), np.float32)
 
 
 def create_embedder(config: EmbeddingModelConfig) -> Embedder:

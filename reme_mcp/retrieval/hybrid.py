@@ -98,7 +98,9 @@ def fuse(
             rankings.append(([r for r, _ in cellular], config.cells_weight * (2.0 - latin)))
         fused = rrf(rankings, k=config.rrf_k)
     else:
-        fused = lexical or rrf([([r for r, _ in cellular], 1.0), ([r for r, _ in semantic], 1.0)], k=config.rrf_k)
+        fused = lexical or semantic
+        if not lexical and cellular:
+            fused = rrf([([r for r, _ in cellular], 1.0), ([r for r, _ in semantic], 1.0)], k=config.rrf_k)
     fused = fused[:top_k]
     # The similarity shown is the cells' cosine where there is one (it reads every language), else the model's.
     cosine = dict(semantic)

@@ -14,7 +14,6 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
-
 MemoryType = Literal["episode", "task", "personal", "tool"]
 MEMORY_TYPES: tuple[str, ...] = ("episode", "task", "personal", "tool")
 
