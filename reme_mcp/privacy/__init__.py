@@ -1,0 +1,1 @@
+"""Keeping private data private: secret redaction before storage."""
