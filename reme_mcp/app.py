@@ -8,6 +8,7 @@ answers its handshake at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -16,10 +17,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from reme_mcp.config import Config, load_config
+from reme_mcp.config import Config, load_config, secret
 from reme_mcp.flows import Envelope, FlowOutput, get_flow
 from reme_mcp.models.embedding import Embedder, USEMultilingualEmbedder, create_embedder
 from reme_mcp.models.llm import LLM
+from reme_mcp.privacy.scrub import scrub_text
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
 from reme_mcp.store.base import MemoryStore, embedding_text
@@ -59,6 +61,13 @@ class ReMeApp:
             return ":memory:"
         return str(self.config.store_dir / STORE_FILE)
 
+    @property
+    def encryption_key(self) -> str | None:
+        """The store file's key (privacy.encryption_key or REME_ENCRYPTION_KEY); a RAM store needs none."""
+        if self.config.vector_store.default.backend == "memory":
+            return None
+        return secret(self.config.privacy.encryption_key, "REME_ENCRYPTION_KEY")
+
     def warm_up(self) -> None:
         """Load the embedding model in a background thread; the first call that needs it waits for it."""
 
@@ -73,14 +82,16 @@ class ReMeApp:
     def _open(self) -> Services:
         with self._open_lock:
             if self._services is None:
-                store = SQLiteStore(self.store_path)
+                store = SQLiteStore(self.store_path, self.encryption_key)
                 store.open(self.embedder.model_id)
                 self._store = store
                 self._services = Services(
                     self.config, store, self.embedder, DenseIndex(store, self.cell_encoder.model_id),
                     cell_encoder=self.cell_encoder,
                     llm=LLM(self.config.llm.default),
-                    working=WorkingFiles(self.config.store_dir / DIRECTORY),
+                    working=WorkingFiles(
+                        self.config.store_dir / DIRECTORY, functools.partial(scrub_text, self.config.privacy)
+                    ),
                 )
                 log.info("store open at %s", self.store_path)
             return self._services
@@ -131,7 +142,7 @@ class ReMeApp:
         are computed first and written in one transaction: an interrupted re-embed
         leaves the store as it was.
         """
-        store = SQLiteStore(self.store_path)
+        store = SQLiteStore(self.store_path, self.encryption_key)
         store.open(None)
         try:
             total = store.count()

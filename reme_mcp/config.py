@@ -117,6 +117,16 @@ class RetrievalConfig(_Section):
         0.7, ge=0, description="Weight of the trained cells' ranking for an English query, twice that for one "
         "without Latin letters, where they are on (bench/episodic.py picked it)."
     )
+    recency_weight: float = Field(
+        0.1, ge=0, description="How much a new memory outranks an old one: the fused score is multiplied by up to "
+        "1 + this, halving every recency_half_life_days. 0 switches it off."
+    )
+    recency_half_life_days: float = Field(30.0, gt=0)
+    usage_weight: float = Field(
+        0.0, ge=0, description="How much often-recalled memories outrank the rest (up to 1 + this at 20 recalls). "
+        "Off by default: on LoCoMo it lowers recall (bench/locomo.py)."
+    )
+    track_usage: bool = Field(True, description="Record each memory's recall count and last recall time.")
 
 
 class LimitsConfig(_Section):
@@ -125,6 +135,33 @@ class LimitsConfig(_Section):
     max_metadata_bytes: int = Field(65_536, ge=2)
     max_keywords: int = Field(64, ge=0)
     max_episodes_file_bytes: int = Field(50_000_000, ge=1, description="Largest file `reme train` reads.")
+
+
+class LifecycleConfig(_Section):
+    duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="How alike two memories' word sequences must be (0..1) for consolidate to merge "
+        "them when every difference is harmless (an article, a plural). On bench/consolidate.py's pairs any value "
+        "from 0.5 to 0.88 merges no wrong pair; 0.8 still merges short ones ('The user prefers tea' / 'User "
+        "prefers tea' is 0.86)."
+    )
+    cluster_threshold: float = Field(
+        0.75, gt=0, le=1, description="Cosine at which consolidate mode=summarize groups memories for the LLM: "
+        "above every same-topic-different-fact pair of bench/consolidate.py's set, below 98.5% of the rest."
+    )
+
+
+class PrivacyConfig(_Section):
+    redact_secrets: bool = Field(
+        True, description="Replace API keys, tokens, passwords and private keys with [REDACTED:kind] before "
+        "anything is stored (memories, episodes, distilled memories, working-memory files, imports)."
+    )
+    redact_patterns: list[str] = Field(
+        default_factory=list, description="More regular expressions to redact, as a JSON list."
+    )
+    encryption_key: SecretStr | None = Field(
+        None, description="Encrypt the store file (SQLCipher, pip install 'reme-mcp[encryption]'); falls back to "
+        "REME_ENCRYPTION_KEY. 64 hex digits: a raw key; anything else: a passphrase."
+    )
 
 
 def _default_store_dir() -> Path:
@@ -143,6 +180,8 @@ class Config(_Section):
     vector_store: VectorStoreSlots = VectorStoreSlots()
     retrieval: RetrievalConfig = RetrievalConfig()
     limits: LimitsConfig = LimitsConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
 
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$")

@@ -24,16 +24,11 @@ from reme_mcp.distill.schemas import (
     ToolNamesInput,
 )
 from reme_mcp.episodic import memories
-from reme_mcp.episodic.schemas import (
-    ForgetInput,
-    ForgetOutput,
-    RecallInput,
-    RecallOutput,
-    RememberInput,
-    RememberOutput,
-)
+from reme_mcp.episodic.schemas import RecallInput, RecallOutput, RememberInput, RememberOutput
 from reme_mcp.errors import ConfigError, InvalidInput, NotFound
 from reme_mcp.library.flow import VectorStoreInput, VectorStoreOutput, vector_store
+from reme_mcp.lifecycle import consolidate, forget
+from reme_mcp.lifecycle.schemas import ConsolidateInput, ConsolidateOutput, ForgetInput, ForgetOutput
 from reme_mcp.services import Services
 from reme_mcp.working import search, summary
 from reme_mcp.working.schemas import (
@@ -72,6 +67,7 @@ class Flow:
     destructive: bool = False
     idempotent: bool = False
     core: bool = True  # in the short tool list an MCP client gets by default (mcp.tools=core)
+    positional: tuple[str, ...] | None = None  # CLI positional arguments; default: the required fields
 
     def parse(self, arguments: dict[str, Any]) -> BaseModel:
         """Validate raw arguments; the error names each bad field and what it needs."""
@@ -105,8 +101,10 @@ FLOWS: dict[str, Flow] = {
             name="remember",
             description=(
                 "Save something worth knowing in a later session: a fact or preference the user states, a decision, "
-                "an outcome, a lesson learned. Stores the text verbatim and returns its id once it is safely written. "
-                "Calling it again with the same text and keywords returns the same id and stores nothing twice."
+                "an outcome, a lesson learned. Stores the text verbatim (secrets such as API keys redacted) and "
+                "returns its id once it is safely written. Optional tags to filter by later, and ttl or expires_at "
+                "for something that should not outlive its use. Calling it again with the same text and keywords "
+                "returns the same id and stores nothing twice."
             ),
             input=RememberInput,
             output=RememberOutput,
@@ -118,7 +116,8 @@ FLOWS: dict[str, Flow] = {
             description=(
                 "Search long-term memory. Call it before answering anything that may depend on earlier sessions: "
                 "the user's preferences, past decisions, names, events, prior results. Matches by meaning and by "
-                "exact words; returns the best memories first, each with id, similarity and the exact stored text."
+                "exact words; returns the best memories first, each with id, similarity and the exact stored text. "
+                "Filters (tags, memory_type, after/before such as 7d or 2026-05-01) apply before ranking."
             ),
             input=RecallInput,
             output=RecallOutput,
@@ -129,14 +128,27 @@ FLOWS: dict[str, Flow] = {
         Flow(
             name="forget",
             description=(
-                "Delete one memory by its id (from remember or recall), for example when the user asks you to "
-                "forget something or a memory turned out wrong. This cannot be undone."
+                "Delete memories when the user asks you to forget something or a memory turned out wrong: one by "
+                "memory_id at once; or many by query, tags, time (after/before), memory_type, or about=X "
+                "(everything that mentions X, working-memory files included). Many are deleted in two steps: the "
+                "first call lists them with a confirm code, the second passes confirm=<code>. Cannot be undone."
             ),
             input=ForgetInput,
             output=ForgetOutput,
-            handler=memories.forget,
+            handler=forget.forget,
             destructive=True,
             idempotent=True,
+            positional=("memory_id",),
+        ),
+        Flow(
+            name="consolidate",
+            description=(
+                "Merge duplicate memories of a workspace (the same fact stored several times, e.g. by retries or "
+                "restatements) into one, keeping the newest text verbatim; old ids keep working. mode=summarize lets "
+                "the configured LLM merge clusters of related memories into one summary memory. Dry run by "
+                "default: shows what would change; dry_run=false applies it."
+            ),
+            input=ConsolidateInput, output=ConsolidateOutput, handler=consolidate.consolidate, destructive=True,
         ),
         Flow(
             name="train_memory",

@@ -41,6 +41,7 @@ class TrainOutput(BaseModel):
     workspace_id: str
     added: int = Field(description="Episodes stored by this call.")
     already_stored: int = Field(description="Episodes that were stored before (same id and text).")
+    redacted: int = Field(0, description="Secrets (API keys, tokens, passwords) replaced before storing.")
     cells: int = Field(description="Active memories of the workspace, each now a cell.")
     keys: int = Field(description="Keys of all cells together.")
     held_out_cues: int = Field(description="Cues training never saw, on which the gate compared.")
@@ -54,7 +55,8 @@ class TrainOutput(BaseModel):
     def render(self) -> str:
         lines = [
             f"Trained {self.cells} cells ({self.keys} keys) in workspace '{self.workspace_id}': "
-            f"{self.added} new episodes stored, {self.already_stored} already there. {self.seconds:.1f} s.",
+            f"{self.added} new episodes stored, {self.already_stored} already there"
+            f"{f', {self.redacted} secret(s) redacted' if self.redacted else ''}. {self.seconds:.1f} s.",
             "",
             f"{self.held_out_cues} held-out cues          recall@1  recall@5    MRR",
         ]

@@ -24,6 +24,7 @@ from reme_mcp.cells.schemas import Episode, TrainInput, TrainOutput
 from reme_mcp.episodic.memories import check_limits, key_cells, require_workspace
 from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
 from reme_mcp.models.embedding import Embedder, encode_in_batches
+from reme_mcp.privacy.scrub import scrub
 from reme_mcp.retrieval.adapter import Adapter
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.hybrid import latin_share
@@ -55,9 +56,22 @@ def _encode(encoder: Embedder, texts: list[str], stage: str, progress: Progress)
     return encode_in_batches(encoder, texts, lambda done, total: progress(stage, done, total))
 
 
-def _store_episodes(services: Services, workspace_id: str, episodes: list[Episode], progress: Progress) -> tuple[int, int]:
-    """Validate all, then store the new ones in one transaction: a refused file stores nothing."""
+def _redacted(services: Services, episodes: list[Episode]) -> tuple[list[Episode], int]:
+    out, total = [], 0
+    for e in episodes:
+        clean = scrub(services.config.privacy, e.text, e.keywords, e.metadata)
+        total += clean.count
+        out.append(e.model_copy(update={"text": clean.text, "keywords": clean.keywords, "metadata": clean.metadata}))
+    return out, total
+
+
+def _store_episodes(
+    services: Services, workspace_id: str, episodes: list[Episode], progress: Progress
+) -> tuple[int, int, int]:
+    """Validate all, then store the new ones in one transaction: a refused file stores nothing.
+    Returns (stored, already there, secrets redacted)."""
     check_unique_ids(episodes)
+    episodes, redacted = _redacted(services, episodes)
     new: dict[str, Episode] = {}
     already = 0
     conflicts = []
@@ -89,7 +103,7 @@ def _store_episodes(services: Services, workspace_id: str, episodes: list[Episod
         )
         for (memory_id, e), vector in zip(new.items(), vectors)
     ]
-    return services.store.add_many(items, services.embedder.embedding()), already
+    return services.store.add_many(items, services.embedder.embedding()), already, redacted
 
 
 def _key_new_cells(services: Services, workspace_id: str, progress: Progress) -> None:
@@ -142,7 +156,7 @@ def _start(services: Services, workspace_id: str, dim: int, latin: float) -> Ada
 
 def _train(services: Services, workspace_id: str, episodes: list[Episode], progress: Progress) -> TrainOutput:
     started = time.monotonic()
-    added, already = _store_episodes(services, workspace_id, episodes, progress)
+    added, already, redacted = _store_episodes(services, workspace_id, episodes, progress)
     _key_new_cells(services, workspace_id, progress)
     rowids, matrix, kinds = services.store.vectors(workspace_id)
     plain = KeySpace.plain(rowids, matrix, kinds)
@@ -183,7 +197,7 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
     services.store.put_cell_model(workspace_id, kept.to_bytes(), enabled, json.dumps(report))
     _key_new_cells(services, workspace_id, progress)  # memories remembered while training ran
     return TrainOutput(
-        workspace_id=workspace_id, added=added, already_stored=already, cells=len(untrained.rowids),
+        workspace_id=workspace_id, added=added, already_stored=already, redacted=redacted, cells=len(untrained.rowids),
         keys=len(untrained.matrix), held_out_cues=len(held_cues), plain=before, keys_only=keys_only,
         adapted=adapted, adapter_on=adapter_on, enabled=enabled, seconds=round(time.monotonic() - started, 2),
     )

@@ -12,6 +12,7 @@ import numpy as np
 from reme_mcp.distill.schemas import DistillOutput, Duplicate, RetrieveInput, SummaryInput, Trajectory
 from reme_mcp.episodic import memories
 from reme_mcp.episodic.schemas import RecallInput, RecallOutput
+from reme_mcp.privacy.scrub import scrub
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, MemoryType, content_id
 
@@ -73,6 +74,9 @@ class Writer:
         return None
 
     def store(self, text: str, keywords: list[str], metadata: dict[str, Any]) -> Memory | Duplicate:
+        # A run can show a key or a password; what the LLM made of it is stored without it.
+        clean = scrub(self.services.config.privacy, text, keywords, metadata)
+        text, keywords, metadata = clean.text, clean.keywords, clean.metadata
         vector = memories.memory_vector(self.services, text, keywords)
         memory = Memory(
             id=memory_id(self.memory_type, text), workspace_id=self.workspace_id, text=text,

@@ -22,7 +22,7 @@ from reme_mcp.distill.schemas import (
 from reme_mcp.episodic import memories
 from reme_mcp.episodic.schemas import Hit
 from reme_mcp.services import Services
-from reme_mcp.store.base import Memory
+from reme_mcp.store.base import Memory, Scope
 
 DUPLICATE_SIMILARITY = 0.95
 KNOWN_FACTS = 20
@@ -45,7 +45,7 @@ def _stated(trajectory: Trajectory) -> datetime:
 def _known(services: Services, workspace_id: str, trajectories: list[Trajectory]) -> list[Hit]:
     """The stored facts most related to what the user said in these runs."""
     said = "\n".join(m.text() for t in trajectories for m in t.messages if m.role == "user")[:4_000]
-    return memories.search(services, workspace_id, said, KNOWN_FACTS, ["personal"]) if said.strip() else []
+    return memories.search(services, workspace_id, said, KNOWN_FACTS, Scope(types=("personal",))) if said.strip() else []
 
 
 async def distill(services: Services, workspace_id: str, trajectories: list[Trajectory]) -> DistillOutput:

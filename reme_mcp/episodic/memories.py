@@ -1,4 +1,4 @@
-"""remember / recall / forget: the episodic memory core.
+"""remember / recall: the episodic memory core (forget lives in reme_mcp/lifecycle).
 
 Blocking work (SQLite, the embedding model) runs in worker threads so the event loop
 that serves MCP and HTTP keeps answering while a model loads or a write waits.
@@ -7,7 +7,9 @@ that serves MCP and HTTP keeps answering while a model loads or a write waits.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import logging
+import time
+from datetime import datetime, timedelta, timezone
 
 import anyio.to_thread
 import numpy as np
@@ -15,8 +17,7 @@ import numpy as np
 from reme_mcp.cells.keys import key_texts
 from reme_mcp.cells.schemas import Episode
 from reme_mcp.episodic.schemas import (
-    ForgetInput,
-    ForgetOutput,
+    Filters,
     Hit,
     RecallInput,
     RecallOutput,
@@ -25,9 +26,13 @@ from reme_mcp.episodic.schemas import (
     StoredMemory,
 )
 from reme_mcp.errors import InvalidInput, NotFound
+from reme_mcp.lifecycle.when import parse_duration, parse_instant, utc
+from reme_mcp.privacy.scrub import scrub
 from reme_mcp.retrieval import hybrid
 from reme_mcp.services import Services
-from reme_mcp.store.base import Memory, content_id, embedding_text
+from reme_mcp.store.base import Memory, Scope, content_id, embedding_text
+
+log = logging.getLogger(__name__)
 
 
 def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndarray:
@@ -35,8 +40,28 @@ def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndar
     return services.embedder.encode([embedding_text(text, keywords)])[0]
 
 
-def search(services: Services, workspace_id: str, query: str, top_k: int, types: list[str] | None = None) -> list[Hit]:
-    """The best active memories of a workspace for `query`, best first (blocking)."""
+def scope_of(filters: Filters, now: datetime) -> Scope:
+    """The store's view of recall's filters, relative times resolved against `now`."""
+    after = parse_instant(filters.after, now).timestamp() if filters.after else None
+    before = parse_instant(filters.before, now).timestamp() if filters.before else None
+    if after is not None and before is not None and after >= before:
+        raise InvalidInput(f"after ({filters.after}) is not earlier than before ({filters.before}): nothing can match.")
+    return Scope(
+        types=tuple(filters.memory_type or ()), tags=tuple(filters.tags or ()), all_tags=filters.tag_mode == "all",
+        after=after, before=before,
+    )
+
+
+def search(
+    services: Services, workspace_id: str, query: str, top_k: int, scope: Scope | None = None, track: bool = False
+) -> list[Hit]:
+    """The best active memories of a workspace for `query` inside `scope`, best first (blocking).
+
+    Expired memories are purged first, so none is ever returned. With `track`, each hit's recall
+    count and time are updated (recall does this; internal lookups do not)."""
+    now = time.time()
+    if services.store.purge_expired(workspace_id, now):
+        log.info("purged expired memories of workspace '%s'", workspace_id)
     plain, cells = services.dense.spaces(workspace_id)
     if cells is not None and np.count_nonzero(cells.kinds != "") < np.count_nonzero(plain.kinds != ""):
         # Whatever was written since training (remember, distilled memories, another process) is keyed
@@ -49,14 +74,23 @@ def search(services: Services, workspace_id: str, query: str, top_k: int, types:
     cell_vector = services.cell_encoder.encode([query])[0] if cells is not None else None
     ranked = hybrid.search(
         services.store, plain, cells, workspace_id, hybrid.Query(query, vector, cell_vector), top_k,
-        services.config.retrieval, types,
+        services.config.retrieval, scope, now,
     )
     found = services.store.fetch([r.rowid for r in ranked])
-    return [
+    hits = [
         Hit(**found[r.rowid].model_dump(), similarity=round(r.similarity, 4), score=round(r.score, 6))
         for r in ranked
         if r.rowid in found  # forgotten by another process between search and fetch
     ]
+    if track and hits and services.config.retrieval.track_usage:
+        try:
+            services.store.mark_recalled([r.rowid for r in ranked if r.rowid in found], now)
+        except Exception as exc:  # bookkeeping must never cost the caller an answer
+            log.warning("recall counts not updated: %s", exc)
+        else:
+            at = datetime.fromtimestamp(now, tz=timezone.utc)
+            hits = [h.model_copy(update={"recall_count": h.recall_count + 1, "last_recalled_at": at}) for h in hits]
+    return hits
 
 
 def check_limits(services: Services, args: RememberInput | Episode) -> None:
@@ -106,44 +140,56 @@ async def require_workspace(services: Services, workspace_id: str) -> None:
         )
 
 
+def expiry(args: RememberInput, now: datetime) -> datetime | None:
+    """When a remembered memory expires: `expires_at`, or now + `ttl` (the workspace's retention otherwise)."""
+    if args.ttl is not None and args.expires_at is not None:
+        raise InvalidInput("Give ttl or expires_at, not both.")
+    if args.ttl is not None:
+        return now + timedelta(seconds=parse_duration(args.ttl))
+    if args.expires_at is not None:
+        if utc(args.expires_at) <= now:
+            raise InvalidInput(f"expires_at {args.expires_at.isoformat()} is in the past; nothing would be kept.")
+        return utc(args.expires_at)
+    return None
+
+
 async def remember(services: Services, args: RememberInput) -> RememberOutput:
     check_limits(services, args)
     workspace_id = services.workspace(args.workspace_id)
-    memory_id = content_id(args.text, args.keywords)
+    now = datetime.now(timezone.utc)
+    expires_at = expiry(args, now)
+    clean = scrub(services.config.privacy, args.text, args.keywords, args.metadata)
+    memory_id = content_id(clean.text, clean.keywords)
     existing = await anyio.to_thread.run_sync(services.store.get, workspace_id, memory_id)
     if existing is not None:
-        return RememberOutput(memory=_public(existing), created=False)
+        if not set(args.tags) <= set(existing.tags):  # the same memory told again with new tags gets them
+            await anyio.to_thread.run_sync(services.store.add_tags, workspace_id, existing.id, args.tags)
+            existing = existing.model_copy(update={"tags": list(dict.fromkeys([*existing.tags, *args.tags]))})
+        return RememberOutput(memory=_public(existing), created=False, redacted=clean.count)
 
     def embed_and_store() -> tuple[Memory, bool]:
-        vector = memory_vector(services, args.text, args.keywords)
+        vector = memory_vector(services, clean.text, clean.keywords)
         memory = Memory(
             id=memory_id,
             workspace_id=workspace_id,
-            text=args.text,
-            keywords=args.keywords,
-            metadata=args.metadata,
-            created_at=datetime.now(timezone.utc),
+            text=clean.text,
+            keywords=clean.keywords,
+            metadata=clean.metadata,
+            created_at=now,
+            tags=args.tags,
+            expires_at=expires_at,
         )
         return services.store.add(memory, vector, services.embedder.embedding())
 
     stored, created = await anyio.to_thread.run_sync(embed_and_store)
-    return RememberOutput(memory=_public(stored), created=created)
+    return RememberOutput(memory=_public(stored), created=created, redacted=clean.count)
 
 
 async def recall(services: Services, args: RecallInput) -> RecallOutput:
     workspace_id = services.workspace(args.workspace_id)
     await require_workspace(services, workspace_id)
-
-    hits = await anyio.to_thread.run_sync(search, services, workspace_id, args.query, args.top_k, args.memory_type)
+    scope = scope_of(args, datetime.now(timezone.utc))
+    hits = await anyio.to_thread.run_sync(
+        lambda: search(services, workspace_id, args.query, args.top_k, scope, track=True)
+    )
     return RecallOutput(query=args.query, workspace_id=workspace_id, memories=hits)
-
-
-async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
-    workspace_id = services.workspace(args.workspace_id)
-    await require_workspace(services, workspace_id)
-    if not await anyio.to_thread.run_sync(services.store.delete, workspace_id, args.memory_id):
-        raise NotFound(
-            f"No memory '{args.memory_id}' in workspace '{workspace_id}'. Use recall to find the id; "
-            "ids belong to one workspace."
-        )
-    return ForgetOutput(memory_id=args.memory_id, workspace_id=workspace_id)

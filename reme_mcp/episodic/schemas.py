@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from reme_mcp.lifecycle.when import Duration, When
 from reme_mcp.store.base import MemoryType
 
 WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -39,6 +40,24 @@ Keywords = Annotated[
     Field(
         default_factory=list,
         description='Words that identify the memory (names, places, topics): a list, or one comma-separated string.',
+    ),
+]
+
+
+def _split_tags(value: Any) -> Any:
+    """Tags are compared case-insensitively, so they are kept lower-case; a tag repeated counts once."""
+    value = _split_keywords(value)
+    if isinstance(value, list):
+        return list(dict.fromkeys(t.lower() if isinstance(t, str) else t for t in value))
+    return value
+
+
+Tags = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^,\x00-\x1f]+$")]],
+    BeforeValidator(_split_tags),
+    Field(
+        default_factory=list, max_length=32,
+        description="Labels to filter by later (project, person, topic): a list or comma-separated; case-insensitive.",
     ),
 ]
 
@@ -73,6 +92,11 @@ class RememberInput(_Input):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any JSON object kept with the memory and returned by recall."
     )
+    tags: Tags
+    ttl: Duration = None
+    expires_at: datetime | None = Field(
+        None, description="When to forget it (ISO 8601); after that recall never returns it. Or give ttl."
+    )
 
 
 MemoryTypes = Annotated[
@@ -82,15 +106,21 @@ MemoryTypes = Annotated[
 ]
 
 
-class RecallInput(_Input):
+class Filters(_Input):
+    """What recall (and forget) can narrow to; every filter applies before ranking."""
+
+    memory_type: MemoryTypes = None
+    tags: Annotated[list[str] | None, BeforeValidator(_split_tags)] = Field(
+        None, description="Only memories with these tags (see tag_mode)."
+    )
+    tag_mode: Literal["any", "all"] = Field("any", description="any: at least one of the tags; all: every one.")
+    after: When = Field(None, description="Only memories written at or after this time (ISO 8601, or 7d, 12h...).")
+    before: When = Field(None, description="Only memories written before this time (ISO 8601, or 7d, 12h...).")
+
+
+class RecallInput(Filters):
     query: str = Field(min_length=1, description="What to look for, in plain words: a question, a phrase, a name.")
     top_k: int = Field(3, ge=1, le=100, description="How many memories to return, best first.")
-    workspace_id: WorkspaceId = None
-    memory_type: MemoryTypes = None
-
-
-class ForgetInput(_Input):
-    memory_id: str = Field(min_length=1, max_length=128, description="The id that remember returned or recall showed.")
     workspace_id: WorkspaceId = None
 
 
@@ -103,16 +133,23 @@ class StoredMemory(BaseModel):
     created_at: datetime
     memory_type: MemoryType = Field(description="episode (remember), or task / personal / tool (distilled).")
     status: Literal["active", "superseded"] = "active"
+    tags: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+    recall_count: int = Field(0, description="How often recall has returned it.")
+    last_recalled_at: datetime | None = None
 
 
 class RememberOutput(BaseModel):
     memory: StoredMemory
     created: bool = Field(description="False when the same text and keywords were already stored.")
+    redacted: int = Field(0, description="Secrets (API keys, tokens, passwords) replaced before storing.")
 
     def render(self) -> str:
         m = self.memory
+        note = f" {self.redacted} secret(s) were redacted before storing." if self.redacted else ""
         if self.created:
-            return f"Remembered as {m.id} in workspace '{m.workspace_id}'."
+            expiry = f", expires {m.expires_at:%Y-%m-%d %H:%M} UTC" if m.expires_at else ""
+            return f"Remembered as {m.id} in workspace '{m.workspace_id}'{expiry}.{note}"
         return (
             f"Already remembered as {m.id} in workspace '{m.workspace_id}' "
             f"(stored {m.created_at:%Y-%m-%d %H:%M} UTC); nothing changed."
@@ -155,11 +192,3 @@ class RecallOutput(BaseModel):
             for rank, hit in enumerate(rest, start=2):
                 lines.append(f"{rank}. {hit.id} ({_kind(hit)}similarity {hit.similarity:.3f}): {_preview(hit.text)}")
         return "\n".join(lines)
-
-
-class ForgetOutput(BaseModel):
-    memory_id: str
-    workspace_id: str
-
-    def render(self) -> str:
-        return f"Forgot {self.memory_id} in workspace '{self.workspace_id}'."

@@ -37,11 +37,14 @@ Commands:
                       (no FILE: retrain what is stored); workspace_id=NAME picks the workspace
   library list|load NAME|dump WORKSPACE FOLDER
                       memory packs: list them (and the workspaces), load one, dump a workspace as one
-  export WORKSPACE FILE / import FILE
-                      move a workspace as versioned JSONL; import also reads ReMe task-memory JSONL and
+  export WORKSPACE FILE [--redact] / import FILE
+                      move a workspace as versioned JSONL (--redact: secrets replaced by [REDACTED:kind]);
+                      import also reads ReMe task-memory JSONL and
                       the MCP memory server's memory.jsonl (workspace_id=NAME picks the target)
   reembed             recompute every stored vector with the configured embedding model
                       (after changing embedding_model.*; texts are kept, nothing is lost)
+  encrypt             encrypt an existing plain store with REME_ENCRYPTION_KEY (privacy.encryption_key);
+                      stop every server using the store first
 
 Backends:
   backend=mcp  mcp.transport=stdio|sse|streamable-http  [mcp.host=127.0.0.1 mcp.port=8001]
@@ -65,6 +68,8 @@ def usage() -> str:
 
 
 def _positionals(flow: Flow) -> list[str]:
+    if flow.positional is not None:
+        return list(flow.positional)
     return [name for name, field in flow.input.model_fields.items() if field.is_required()]
 
 
@@ -130,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve(config)
     elif command == "reembed":
         _reembed(config)
+    elif command == "encrypt":
+        _encrypt(config)
     elif command == "train":
         _train(config, rest)
     elif command in ("library", "export", "import"):
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     elif command in FLOWS:
         _run_flow(config, FLOWS[command], rest)
     else:
-        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, library, export, import, reembed. Keys look like mcp.transport=stdio.")
+        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, library, export, import, reembed, encrypt. Keys look like mcp.transport=stdio.")
 
 
 def _serve(config: Config) -> None:
@@ -185,6 +192,42 @@ def _reembed(config: Config) -> None:
     except ReMeError as exc:
         fail(str(exc), code=1)
     print(f"\nRe-embedded {count} memories with {config.embedding_model.default.model_name}.")
+
+
+def _encrypt(config: Config) -> None:
+    """Rewrite the plain store file as an encrypted one, in place, after checking the copy opens."""
+    import os
+    import sqlite3
+
+    from reme_mcp.app import STORE_FILE, ReMeApp
+    from reme_mcp.privacy.encryption import connect, encrypt_copy
+
+    app = ReMeApp(config=config)
+    key = app.encryption_key
+    if not key:
+        fail("set REME_ENCRYPTION_KEY (or privacy.encryption_key=...) to the key the store should use")
+    path = config.store_dir / STORE_FILE
+    if not path.is_file():
+        fail(f"no store at {path}; a new store is encrypted from the start when a key is set")
+    try:  # fold the WAL into the file; refused while another process has the store open
+        db = sqlite3.connect(path, timeout=1)
+        db.execute("PRAGMA journal_mode = DELETE").fetchone()
+        count = db.execute("SELECT count(*) FROM memories").fetchone()[0]
+        db.close()
+    except sqlite3.DatabaseError as exc:
+        fail(f"{path} cannot be read as a plain store ({exc}): it may be encrypted already, or still in use "
+             "by a server (stop it first)", code=1)
+    target = path.with_name(STORE_FILE + ".encrypting")
+    target.unlink(missing_ok=True)
+    encrypt_copy(str(path), str(target), key)
+    check = connect(str(target), key)
+    copied = check.execute("SELECT count(*) FROM memories").fetchone()[0]
+    check.close()
+    if copied != count:
+        target.unlink()
+        fail(f"the encrypted copy holds {copied} memories, not {count}; the store is unchanged", code=1)
+    os.replace(target, path)
+    print(f"Encrypted {path} ({count} memories). Every process using it now needs the same key.")
 
 
 def _train(config: Config, tokens: list[str]) -> None:
@@ -267,12 +310,13 @@ def _library(config: Config, command: str, tokens: list[str]) -> None:
     from reme_mcp.library import flow as library
 
     target = [t.split("=", 1)[1] for t in tokens if t.startswith("workspace_id=")]
-    args = [t for t in tokens if not t.startswith("workspace_id=")]
+    redact = "--redact" in tokens
+    args = [t for t in tokens if not t.startswith("workspace_id=") and t != "--redact"]
     shapes = {"list": 1, "load": 2, "dump": 3}
     if command == "library" and (not args or args[0] not in shapes or len(args) != shapes[args[0]]):
         fail("usage: reme library list | load NAME [workspace_id=W] | dump WORKSPACE FOLDER")
     if command in ("export", "import") and len(args) != (2 if command == "export" else 1):
-        fail("usage: reme export WORKSPACE FILE | reme import FILE [workspace_id=W]")
+        fail("usage: reme export WORKSPACE FILE [--redact] | reme import FILE [workspace_id=W]")
     bar: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
@@ -290,19 +334,22 @@ def _library(config: Config, command: str, tokens: list[str]) -> None:
                 folder = library.packs.pack_dirs(library.user_library(services)).get(args[1])
                 if folder is None:
                     return (await app.async_execute("vector_store", action="load", pack=args[1])).answer  # the error
-                count, reembedded = await anyio.to_thread.run_sync(library.load_pack, services, folder, workspace, progress)
+                count, reembedded, redacted = await anyio.to_thread.run_sync(
+                    library.load_pack, services, folder, workspace, progress
+                )
                 return f"Loaded {count} memories of '{args[1]}' into '{workspace}'" + (
                     " (embedded again: the pack's vectors are from another model)." if reembedded else "."
-                )
+                ) + (f" {redacted} secret(s) were redacted." if redacted else "")
             if command == "library":
                 await library.require_workspace(services, args[1])
                 count = await anyio.to_thread.run_sync(library.dump_pack, services, args[1], Path(args[2]))
                 return f"Dumped {count} memories of '{args[1]}' to {args[2]}."
             if command == "export":
                 await library.require_workspace(services, args[0])
-                lines = await anyio.to_thread.run_sync(library.export_workspace, services, args[0])
+                lines, redacted = await anyio.to_thread.run_sync(library.export_workspace, services, args[0], redact)
                 Path(args[1]).write_text("\n".join(lines) + "\n", encoding="utf-8")
-                return f"Exported {len(lines) - 1} lines of '{args[0]}' to {args[1]}."
+                note = f" {redacted} secret(s) redacted." if redact else ""
+                return f"Exported {len(lines) - 1} lines of '{args[0]}' to {args[1]}.{note}"
             raw = Path(args[0]).read_text(encoding="utf-8-sig")
             kind, added = await anyio.to_thread.run_sync(library.import_text, services, raw, args[0], workspace, progress)
             return f"Imported {added} new memories ({kind} format) into '{workspace}'."

@@ -1,4 +1,5 @@
-"""vector_store: ReMe's store actions (load, dump, copy, delete, delete_ids, list), plus import / export.
+"""vector_store: ReMe's store actions (load, dump, copy, delete, delete_ids, list), a workspace's retention,
+plus import / export.
 
 Over MCP and HTTP a `path` is a folder name under `<store_dir>/library` (nothing outside
 it is read or written); the CLI, run by the user in their own shell, may name any folder.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,12 +18,15 @@ import anyio.to_thread
 import numpy as np
 from pydantic import BaseModel, Field
 
+from reme_mcp.config import PrivacyConfig
 from reme_mcp.episodic.memories import require_workspace
 from reme_mcp.episodic.schemas import StoredMemory, WorkspaceId, _Input
 from reme_mcp.errors import InvalidInput, NotFound
 from reme_mcp.library import packs
 from reme_mcp.library.records import detect, export_lines, export_records, graph_records, read_jsonl, reme_records
+from reme_mcp.lifecycle.when import DURATION_HELP, parse_duration
 from reme_mcp.models.embedding import encode_in_batches
+from reme_mcp.privacy.scrub import scrub
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, embedding_text
 
@@ -29,10 +34,10 @@ LIBRARY = "library"  # under store_dir: where dumps go and user packs live
 
 
 class VectorStoreInput(_Input):
-    action: Literal["load", "dump", "copy", "delete", "delete_ids", "list"] = Field(
+    action: Literal["load", "dump", "copy", "delete", "delete_ids", "list", "retention"] = Field(
         description="load a pack into a workspace; dump a workspace as a pack; copy src_workspace_id into "
         "workspace_id; delete a workspace; delete_ids from a workspace; list workspaces and packs, or the "
-        "memories of workspace_id."
+        "memories of workspace_id; retention: how long the workspace keeps memories."
     )
     workspace_id: WorkspaceId = None
     src_workspace_id: WorkspaceId = None
@@ -43,6 +48,10 @@ class VectorStoreInput(_Input):
     memory_ids: list[str] = Field(default_factory=list, max_length=10_000, description="delete_ids: the ids.")
     limit: int = Field(50, ge=1, le=1000, description="list: memories per page.")
     offset: int = Field(0, ge=0, description="list: memories to skip.")
+    retention: str | None = Field(
+        None, max_length=32, description=f"retention: {DURATION_HELP}; memories older than that (and without an "
+        "expiry of their own) are forgotten. 'none' keeps them forever.",
+    )
 
 
 class PackInfo(BaseModel):
@@ -66,8 +75,15 @@ class VectorStoreOutput(BaseModel):
     workspaces: list[WorkspaceInfo] = Field(default_factory=list)
     packs: list[PackInfo] = Field(default_factory=list)
     memories: list[StoredMemory] = Field(default_factory=list)
+    retention_seconds: float | None = None
+    redacted: int = Field(0, description="load: secrets redacted from the pack's texts before storing.")
 
     def render(self) -> str:
+        if self.action == "retention":
+            if self.retention_seconds is None:
+                return f"Workspace '{self.workspace_id}' keeps its memories until they are forgotten."
+            return (f"Workspace '{self.workspace_id}' now forgets memories {self.retention_seconds / 86_400:g} days "
+                    f"after they were written, unless they carry their own expiry; {self.count} expired already.")
         if self.action == "list" and self.workspace_id is None:
             lines = ["Workspaces:"] + [f"  {w.workspace_id}: {w.memories} memories" for w in self.workspaces]
             lines += ["Packs (vector_store action=load pack=NAME):"]
@@ -90,16 +106,28 @@ def user_library(services: Services) -> Path:
     return services.config.store_dir / LIBRARY
 
 
+def scrubbed(config: PrivacyConfig, memories: list[Memory]) -> tuple[list[Memory], int]:
+    """The memories with their secrets redacted, and how many were; ids are kept (they name the records)."""
+    out, total = [], 0
+    for m in memories:
+        clean = scrub(config, m.text, m.keywords, m.metadata)
+        total += clean.count
+        out.append(m.model_copy(update={"text": clean.text, "keywords": clean.keywords, "metadata": clean.metadata})
+                   if clean.count else m)
+    return out, total
+
+
 def load_pack(
     services: Services, folder: Path, workspace_id: str, progress: Any = None
-) -> tuple[int, bool]:
-    """Check, embed if needed, and store a pack in one transaction (blocking); (new memories, re-embedded)."""
+) -> tuple[int, bool, int]:
+    """Check, embed if needed, and store a pack in one transaction (blocking); (new, re-embedded, redacted)."""
     manifest, memories, vectors = packs.read_pack(folder, workspace_id)
+    memories, redacted = scrubbed(services.config.privacy, memories)
     model = services.embedder.embedding()
     reembed = vectors is None or manifest.embedding_model != model.model_id or vectors.shape[1] != model.dim
-    if reembed:
+    if reembed or redacted:  # a redacted text needs its own vector
         vectors = embed(services, memories, progress)
-    return services.store.add_many(list(zip(memories, vectors)), model), reembed
+    return services.store.add_many(list(zip(memories, vectors)), model), reembed, redacted
 
 
 def embed(services: Services, memories: list[Memory], progress: Any = None) -> np.ndarray:
@@ -124,14 +152,18 @@ def dump_pack(services: Services, workspace_id: str, folder: Path) -> int:
     return len(memories)
 
 
-def export_workspace(services: Services, workspace_id: str) -> list[str]:
-    """Every memory of a workspace (all types, all fields) and its trained cells, as versioned JSONL lines."""
+def export_workspace(services: Services, workspace_id: str, redact: bool = False) -> tuple[list[str], int]:
+    """Every memory of a workspace (all types, all fields) and its trained cells, as versioned JSONL lines,
+    and how many secrets `redact` replaced (it applies privacy.redact_patterns even where storing did not)."""
     memories, _ = workspace_contents(services, workspace_id)
+    redacted = 0
+    if redact:
+        memories, redacted = scrubbed(services.config.privacy.model_copy(update={"redact_secrets": True}), memories)
     model = services.store.cell_model(workspace_id)
     cells = None
     if model is not None:
         cells = {"state": base64.b64encode(model[0]).decode(), "enabled": model[1], "report": json.loads(model[2])}
-    return export_lines(workspace_id, services.embedder.embedding().model_id, memories, cells)
+    return export_lines(workspace_id, services.embedder.embedding().model_id, memories, cells), redacted
 
 
 def import_text(services: Services, raw: str, name: str, workspace_id: str, progress: Any = None) -> tuple[str, int]:
@@ -147,6 +179,7 @@ def import_text(services: Services, raw: str, name: str, workspace_id: str, prog
         memories = graph_records(lines, name, workspace_id)
     else:
         memories = reme_records(lines, name, workspace_id)
+    memories, _ = scrubbed(services.config.privacy, memories)
     added = services.store.add_many(list(zip(memories, embed(services, memories, progress))),
                                     services.embedder.embedding())
     if cells is not None:
@@ -192,8 +225,20 @@ async def vector_store(services: Services, args: VectorStoreInput) -> VectorStor
                     raise NotFound(f"No pack named '{args.pack}'. Packs: {known}.")
             else:
                 folder = _sandboxed(services, args.path or "")
-            count, reembedded = load_pack(services, folder, workspace_id)
-            return VectorStoreOutput(action=action, workspace_id=workspace_id, count=count, reembedded=reembedded)
+            count, reembedded, redacted = load_pack(services, folder, workspace_id)
+            return VectorStoreOutput(action=action, workspace_id=workspace_id, count=count, reembedded=reembedded,
+                                     redacted=redacted)
+        if action == "retention":
+            if args.retention is None:
+                raise InvalidInput(f"retention needs retention=DURATION ({DURATION_HELP}) or retention=none.")
+            off = args.retention.strip().lower() in ("none", "off", "forever")
+            try:
+                seconds = None if off else parse_duration(args.retention)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            services.store.set_retention(workspace_id, seconds)
+            purged = services.store.purge_expired(workspace_id, time.time())
+            return VectorStoreOutput(action=action, workspace_id=workspace_id, retention_seconds=seconds, count=purged)
         if action == "dump":
             if not args.path:
                 raise InvalidInput(f"dump needs path=FOLDER (a folder name under {user_library(services)}).")

@@ -14,6 +14,7 @@ the sizes one workspace has today, fast (a 10k x 384 scan is well under a millis
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,10 +60,16 @@ class KeySpace:
             return sims
         return np.maximum.reduceat(sims, self.starts)
 
-    def search(self, vector: np.ndarray, limit: int, types: list[str] | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, vector: np.ndarray, limit: int, types: Sequence[str] | None = None, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """(rowid, score) best first over active memories of `types` (all when None), only rowids in `allowed`
+        when given (a recall filter: tags, time)."""
         if len(self.rowids) == 0:
             return []
         keep = np.isin(self.kinds, types or list(MEMORY_TYPES))
+        if allowed is not None:
+            keep &= np.isin(self.rowids, allowed, assume_unique=True)
         if not keep.any():
             return []
         scores = np.where(keep, self.scores(vector), -np.inf)

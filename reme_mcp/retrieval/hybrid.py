@@ -11,16 +11,19 @@ by what it loses.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from reme_mcp.config import RetrievalConfig
+from reme_mcp.retrieval import recency
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.fusion import rrf
 from reme_mcp.retrieval.lexical import match_expression
-from reme_mcp.store.base import MemoryStore
+from reme_mcp.store.base import MemoryStore, Scope
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -57,16 +60,24 @@ def search(
     query: Query,
     top_k: int,
     config: RetrievalConfig,
-    types: list[str] | None = None,
+    scope: Scope | None = None,
+    now: float | None = None,
 ) -> list[Ranked]:
-    """The best `top_k` active memories of a workspace (of `types`), best first, with fused score and cosine.
+    """The best `top_k` active memories of a workspace inside `scope`, best first, with fused score and cosine.
 
-    `plain` and `cells` are the workspace's key spaces (DenseIndex.spaces).
+    `plain` and `cells` are the workspace's key spaces (DenseIndex.spaces). The scope is applied by every
+    ranking before it ranks, so a filter never leaves out a memory that matches it.
     """
+    scope = scope or Scope()
+    allowed = store.scope_rowids(workspace_id, scope) if scope.narrows else None
     lexical: list[tuple[int, float]] = []
     if config.mode != "dense":
-        lexical = store.lexical(workspace_id, match_expression(query.text), max(config.candidates, top_k), types)
-    return fuse(lexical, plain, cells, query, top_k, config, types)
+        lexical = store.lexical(workspace_id, match_expression(query.text), max(config.candidates, top_k), scope)
+
+    def reweigh(fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        return recency.reweigh(store, fused, config, time.time() if now is None else now)
+
+    return fuse(lexical, plain, cells, query, top_k, config, list(scope.types) or None, allowed, reweigh)
 
 
 def fuse(
@@ -77,15 +88,17 @@ def fuse(
     top_k: int,
     config: RetrievalConfig,
     types: list[str] | None = None,
+    allowed: np.ndarray | None = None,
+    reweigh: Callable[[list[tuple[int, float]]], list[tuple[int, float]]] | None = None,
 ) -> list[Ranked]:
     """Fuse a BM25 ranking with the dense rankings (the gate reuses one BM25 ranking for several spaces)."""
     depth = max(config.candidates, top_k)
     semantic: list[tuple[int, float]] = []
     cellular: list[tuple[int, float]] = []
     if config.mode != "lexical" and query.vector is not None:
-        semantic = plain.search(query.vector, depth, types)
+        semantic = plain.search(query.vector, depth, types, allowed)
     if config.mode != "lexical" and cells is not None and query.cell_vector is not None:
-        cellular = cells.search(query.cell_vector, depth, types)
+        cellular = cells.search(query.cell_vector, depth, types, allowed)
     if config.mode == "hybrid":
         # With cells on, the English model's ranking fades with the non-Latin letters of the query or of the
         # workspace, and the multilingual cells take up its weight: 0.7 each for English, 0 and 1.4 for
@@ -101,6 +114,8 @@ def fuse(
         fused = lexical or semantic
         if not lexical and cellular:
             fused = rrf([([r for r, _ in cellular], 1.0), ([r for r, _ in semantic], 1.0)], k=config.rrf_k)
+    if reweigh is not None:
+        fused = reweigh(fused)
     fused = fused[:top_k]
     # The similarity shown is the cells' cosine where there is one (it reads every language), else the model's.
     cosine = dict(semantic)

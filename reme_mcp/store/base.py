@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -24,6 +25,8 @@ class Memory(BaseModel):
     Episodes come from `remember`; task, personal and tool memories are distilled
     from agent runs, with their structured fields in `metadata`. A personal fact that
     a newer one contradicts is kept with status `superseded`; recall skips it.
+    A memory past `expires_at` (or its workspace's retention) is never recalled and is
+    purged; `recall_count` and `last_recalled_at` record how it has been used.
     """
 
     id: str
@@ -34,6 +37,29 @@ class Memory(BaseModel):
     created_at: datetime
     memory_type: MemoryType = "episode"
     status: Literal["active", "superseded"] = "active"
+    tags: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+    recall_count: int = 0
+    last_recalled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which memories a search may return, applied before ranking so a filter never hides a match.
+
+    Times are POSIX seconds; `after` is inclusive, `before` exclusive, both on `created_at`.
+    """
+
+    types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    all_tags: bool = False  # True: a memory needs every tag; False: any one of them
+    after: float | None = None
+    before: float | None = None
+
+    @property
+    def narrows(self) -> bool:
+        """True when the filter needs more than the memory type (which every key space knows by itself)."""
+        return bool(self.tags) or self.after is not None or self.before is not None
 
 
 class Embedding(BaseModel):
@@ -95,10 +121,8 @@ class MemoryStore(Protocol):
     def memories_with_vectors(self, workspace_id: str, batch: int = 500) -> Any:
         """Batches of (memory, vector) of one workspace, oldest first."""
 
-    def lexical(
-        self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
-    ) -> list[tuple[int, float]]:
-        """(rowid, score) by BM25 for an FTS5 match expression over active memories (of `types`), best first."""
+    def lexical(self, workspace_id: str, match: str, limit: int, scope: Scope | None = None) -> list[tuple[int, float]]:
+        """(rowid, score) by BM25 for an FTS5 match expression over active memories inside `scope`, best first."""
 
     def fingerprint(self, workspace_id: str) -> tuple[float, ...]:
         """Changes whenever a memory, a cell key or the trained model of the workspace changes."""
@@ -141,3 +165,34 @@ class MemoryStore(Protocol):
         """Batches of (rowid, text, keywords) over the whole store, for re-embedding."""
 
     def replace_vectors(self, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None: ...
+
+    # -- lifecycle (reme_mcp/lifecycle) ---------------------------------------------
+
+    def scope_rowids(self, workspace_id: str, scope: Scope) -> np.ndarray:
+        """Rowids of the active memories inside `scope`, ascending (a recall filter, before ranking)."""
+
+    def select(self, workspace_id: str, scope: Scope, limit: int) -> list[Memory]:
+        """Active memories inside `scope`, newest first."""
+
+    def scan(self, workspace_id: str, batch: int = 500) -> Any:
+        """Batches of every memory of the workspace, any status, oldest first."""
+
+    def usage(self, rowids: list[int]) -> dict[int, tuple[float, int]]:
+        """rowid -> (created_at, recall_count)."""
+
+    def mark_recalled(self, rowids: list[int], now: float) -> None: ...
+
+    def purge_expired(self, workspace_id: str, now: float) -> int:
+        """Delete memories past their expiry or the workspace's retention; returns how many."""
+
+    def set_retention(self, workspace_id: str, seconds: float | None) -> None: ...
+
+    def add_tags(self, workspace_id: str, memory_id: str, tags: list[str]) -> None: ...
+
+    def merge(self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory]) -> None:
+        """Replace `merged` by `survivor` atomically; their ids become its aliases (get() resolves them)."""
+
+    def tool_call_records(self, workspace_id: str) -> list[tuple[int, str, str]]: ...
+
+    def forget(self, workspace_id: str, memory_ids: list[str], tool_call_rowids: list[int]) -> int:
+        """Delete memories and tool-call records, leaving no trace of their text in the store's files."""

@@ -9,6 +9,9 @@ Why these choices:
   changes on every add or delete and in-process caches can tell they are stale even
   when another process did the writing.
 - FTS5 (external content, kept in step by triggers) gives BM25 without a second store.
+- `secure_delete`: a forgotten memory's pages are zeroed, not left readable in the file.
+- With an encryption key the file is opened through SQLCipher (reme_mcp/privacy/encryption.py):
+  every page, the indexes and the WAL included, is AES-256 encrypted on disk.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from reme_mcp.errors import StoreCorrupt, StoreMismatch
-from reme_mcp.store.base import Embedding, Memory, text_checksum
+from reme_mcp.privacy import encryption
+from reme_mcp.store.base import Embedding, Memory, Scope, text_checksum
 
 log = logging.getLogger(__name__)
 
-# 2: memory_type and status columns, tool_calls table; 3: text checksums, trained cells.
+# 2: memory_type and status columns, tool_calls table; 3: text checksums, trained cells;
+# 4: tags, expiry, use counts, aliases of merged memories, workspace retention.
 # An older store is upgraded in place.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # One statement per string: executescript() would commit the open transaction first.
 _SCHEMA = (
@@ -83,6 +88,14 @@ _SCHEMA = (
         UNIQUE (workspace_id, call_key)
     )""",
     "CREATE INDEX IF NOT EXISTS tool_calls_by_name ON tool_calls (workspace_id, tool_name)",
+    # The ids of memories merged into another by consolidate: remember, recall and forget still know them.
+    """CREATE TABLE IF NOT EXISTS aliases (
+        workspace_id TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        memory_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (workspace_id, alias)
+    )""",
     # Keywords are indexed as their JSON list: the tokenizer drops the brackets, quotes
     # and commas and keeps the words, so the triggers need no Python.
     """CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
@@ -100,16 +113,41 @@ _SCHEMA = (
 
 # Columns added after version 1, with their definitions, for upgrading an older store in place.
 _ADDED_COLUMNS = {
-    "memory_type": "TEXT NOT NULL DEFAULT 'episode'",
-    "status": "TEXT NOT NULL DEFAULT 'active'",
-    "text_sha256": "TEXT NOT NULL DEFAULT ''",
+    "memories": {
+        "memory_type": "TEXT NOT NULL DEFAULT 'episode'",
+        "status": "TEXT NOT NULL DEFAULT 'active'",
+        "text_sha256": "TEXT NOT NULL DEFAULT ''",
+        "tags": "TEXT NOT NULL DEFAULT '[]'",
+        "expires_at": "REAL",
+        "recall_count": "INTEGER NOT NULL DEFAULT 0",
+        "last_recalled_at": "REAL",
+    },
+    "workspaces": {"retention": "REAL"},  # seconds a memory lives when it has no expires_at of its own
 }
+# Created after the columns they index exist.
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS memories_expiry ON memories (workspace_id, expires_at)",
+    "CREATE INDEX IF NOT EXISTS memories_created ON memories (workspace_id, created_at)",
+)
 
-_COLUMNS = "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status, text_sha256"
+_COLUMNS = (
+    "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status, text_sha256, "
+    "tags, expires_at, recall_count, last_recalled_at"
+)
+# What moves with a memory when it is rewritten under a new rowid.
+_CARRIED = (
+    "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type, "
+    "text_sha256, tags, expires_at, recall_count, last_recalled_at"
+)
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 
 
 def _row_to_memory(row: tuple) -> tuple[int, Memory]:
-    rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status, checksum = row
+    (rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status, checksum,
+     tags, expires_at, recall_count, last_recalled_at) = row
     if checksum and checksum != text_checksum(text):
         raise StoreCorrupt(
             f"Memory {memory_id} in workspace '{workspace_id}' fails its checksum: the store file was changed "
@@ -124,15 +162,33 @@ def _row_to_memory(row: tuple) -> tuple[int, Memory]:
         created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
         memory_type=memory_type,
         status=status,
+        tags=json.loads(tags),
+        expires_at=_time(expires_at),
+        recall_count=recall_count,
+        last_recalled_at=_time(last_recalled_at),
     )
 
 
-def _type_filter(types: list[str] | None, alias: str = "") -> tuple[str, list[str]]:
-    """SQL that keeps active memories of the given types (all types when None)."""
-    clause = f" AND {alias}status = 'active'"
-    if types:
-        clause += f" AND {alias}memory_type IN ({','.join('?' * len(types))})"
-    return clause, list(types or [])
+def _scope_filter(scope: Scope | None, alias: str = "") -> tuple[str, list[object]]:
+    """SQL that keeps the active memories inside `scope` (all active ones when None)."""
+    clause, params = f" AND {alias}status = 'active'", []
+    if scope is None:
+        return clause, params
+    if scope.types:
+        clause += f" AND {alias}memory_type IN ({','.join('?' * len(scope.types))})"
+        params += scope.types
+    if scope.tags:
+        matched = f"(SELECT count(DISTINCT t.value) FROM json_each({alias}tags) t WHERE t.value IN " \
+                  f"({','.join('?' * len(scope.tags))}))"
+        clause += f" AND {matched} {'= ?' if scope.all_tags else '> 0'}"
+        params += [*scope.tags, *([len(set(scope.tags))] if scope.all_tags else [])]
+    if scope.after is not None:
+        clause += f" AND {alias}created_at >= ?"
+        params.append(scope.after)
+    if scope.before is not None:
+        clause += f" AND {alias}created_at < ?"
+        params.append(scope.before)
+    return clause, params
 
 
 def _retry_while_locked(step: Callable[[], object], seconds: float = 60.0) -> None:
@@ -143,7 +199,7 @@ def _retry_while_locked(step: Callable[[], object], seconds: float = 60.0) -> No
         try:
             step()
             return
-        except sqlite3.OperationalError as exc:
+        except encryption.OperationalErrors as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
@@ -152,8 +208,9 @@ def _retry_while_locked(step: Callable[[], object], seconds: float = 60.0) -> No
 class SQLiteStore:
     """`MemoryStore` on one SQLite database (a file, or `:memory:` for the RAM backend)."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, key: str | None = None):
         self.path = str(path)
+        self.key = key
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
 
@@ -163,18 +220,22 @@ class SQLiteStore:
         """Open (creating if needed); `model_id=None` skips the model check, for re-embedding."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        db = encryption.connect(self.path, self.key)
         db.execute("PRAGMA busy_timeout = 60000")
         _retry_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
         db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA secure_delete = ON")
         self._db = db
         with self._write():
             for statement in _SCHEMA:
                 db.execute(statement)
-            present = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
-            for column, definition in _ADDED_COLUMNS.items():
-                if column not in present:
-                    db.execute(f"ALTER TABLE memories ADD COLUMN {column} {definition}")
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for column, definition in columns.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            for statement in _INDEXES:
+                db.execute(statement)
             version = self._meta("schema_version")
             if version is not None and int(version) < 3:  # texts stored before checksums get theirs now
                 unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
@@ -257,18 +318,23 @@ class SQLiteStore:
         return [_row_to_memory(row)[1] for row in rows]
 
     def get(self, workspace_id: str, memory_id: str) -> Memory | None:
+        """The memory with this id, or the one it was merged into (consolidate keeps the old id as an alias)."""
         with self._lock:
             row = self.db.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
             ).fetchone()
+            if row is None:
+                row = self.db.execute(
+                    f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND id = "
+                    "(SELECT memory_id FROM aliases WHERE workspace_id = ? AND alias = ?)",
+                    (workspace_id, workspace_id, memory_id),
+                ).fetchone()
         return _row_to_memory(row)[1] if row else None
 
-    def lexical(
-        self, workspace_id: str, match: str, limit: int, types: list[str] | None = None
-    ) -> list[tuple[int, float]]:
+    def lexical(self, workspace_id: str, match: str, limit: int, scope: Scope | None = None) -> list[tuple[int, float]]:
         if not match:
             return []
-        clause, params = _type_filter(types, "m.")
+        clause, params = _scope_filter(scope, "m.")
         with self._lock:
             rows = self.db.execute(
                 "SELECT m.rowid, bm25(memories_fts) AS rank FROM memories_fts "
@@ -291,6 +357,57 @@ class SQLiteStore:
     def count(self) -> int:
         with self._lock:
             return self.db.execute("SELECT count(*) FROM memories").fetchone()[0]
+
+    def scope_rowids(self, workspace_id: str, scope: Scope) -> np.ndarray:
+        """Rowids of the workspace's active memories inside `scope`, ascending."""
+        clause, params = _scope_filter(scope)
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT rowid FROM memories WHERE workspace_id = ?{clause} ORDER BY rowid", (workspace_id, *params)
+            ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def select(self, workspace_id: str, scope: Scope, limit: int) -> list[Memory]:
+        """The workspace's active memories inside `scope`, newest first."""
+        clause, params = _scope_filter(scope)
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ?{clause} ORDER BY rowid DESC LIMIT ?",
+                (workspace_id, *params, limit),
+            ).fetchall()
+        return [_row_to_memory(row)[1] for row in rows]
+
+    def usage(self, rowids: list[int]) -> dict[int, tuple[float, int]]:
+        """rowid -> (created_at, recall_count), for weighting recent and often-recalled memories."""
+        if not rowids:
+            return {}
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT rowid, created_at, recall_count FROM memories WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(rowids),),
+            ).fetchall()
+        return {r: (created, count) for r, created, count in rows}
+
+    def scan(self, workspace_id: str, batch: int = 500) -> Iterator[list[Memory]]:
+        """Every memory of the workspace (any status), oldest first, in batches."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                    (workspace_id, last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_row_to_memory(row)[1] for row in rows]
+
+    def tool_call_records(self, workspace_id: str) -> list[tuple[int, str, str]]:
+        """(rowid, tool name, record JSON) of every recorded tool call of the workspace."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT rowid, tool_name, record FROM tool_calls WHERE workspace_id = ? ORDER BY rowid", (workspace_id,)
+            ).fetchall()
 
     def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._lock:
@@ -358,8 +475,9 @@ class SQLiteStore:
     def _insert(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> sqlite3.Cursor:
         return self.db.execute(
             "INSERT OR IGNORE INTO memories(workspace_id, id, text, keywords, metadata, created_at, "
-            "embedding_model, embedding_dim, embedding, memory_type, status, text_sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "embedding_model, embedding_dim, embedding, memory_type, status, text_sha256, "
+            "tags, expires_at, recall_count, last_recalled_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 memory.workspace_id,
                 memory.id,
@@ -373,6 +491,10 @@ class SQLiteStore:
                 memory.memory_type,
                 memory.status,
                 text_checksum(memory.text),
+                json.dumps(memory.tags, ensure_ascii=False),
+                memory.expires_at.timestamp() if memory.expires_at else None,
+                memory.recall_count,
+                memory.last_recalled_at.timestamp() if memory.last_recalled_at else None,
             ),
         )
 
@@ -413,22 +535,102 @@ class SQLiteStore:
 
         Like `replace`, the row moves to a new rowid so dense caches notice the change.
         """
-        columns = (
-            "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type, "
-            "text_sha256"
-        )
         with self._write():
             row = self.db.execute(
-                f"SELECT rowid, {columns} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
+                f"SELECT rowid, {_CARRIED} FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
             ).fetchone()
             if row is None:
                 return False
             self.db.execute("DELETE FROM memories WHERE rowid = ?", (row[0],))
+            marks = ", ".join("?" * (len(row) + 1))
             self.db.execute(
-                f"INSERT INTO memories({columns}, metadata, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO memories({_CARRIED}, metadata, status) VALUES ({marks})",
                 (*row[1:], json.dumps(metadata, ensure_ascii=False), status),
             )
         return True
+
+    # -- lifecycle (reme_mcp/lifecycle) ---------------------------------------------
+
+    def purge_expired(self, workspace_id: str, now: float) -> int:
+        """Delete the workspace's memories past their expiry (own, or the workspace's retention); returns how many.
+
+        A read decides first, so the usual case (nothing expired) takes no write lock."""
+        where = (
+            "workspace_id = ?1 AND (expires_at <= ?2 OR (expires_at IS NULL AND created_at <= ?2 - "
+            "(SELECT retention FROM workspaces WHERE id = ?1)))"
+        )
+        with self._lock:
+            if self.db.execute(f"SELECT 1 FROM memories WHERE {where} LIMIT 1", (workspace_id, now)).fetchone() is None:
+                return 0
+        with self._write():
+            return self.db.execute(f"DELETE FROM memories WHERE {where}", (workspace_id, now)).rowcount
+
+    def set_retention(self, workspace_id: str, seconds: float | None) -> None:
+        with self._write():
+            self.db.execute(
+                "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)", (workspace_id, time.time())
+            )
+            self.db.execute("UPDATE workspaces SET retention = ? WHERE id = ?", (seconds, workspace_id))
+
+    def mark_recalled(self, rowids: list[int], now: float) -> None:
+        """Count one more recall of each memory and remember when (no new rowid: caches stay valid)."""
+        with self._write():
+            self.db.executemany(
+                "UPDATE memories SET recall_count = recall_count + 1, last_recalled_at = ? WHERE rowid = ?",
+                [(now, r) for r in rowids],
+            )
+
+    def add_tags(self, workspace_id: str, memory_id: str, tags: list[str]) -> None:
+        """Union `tags` into a stored memory's tags."""
+        with self._write():
+            row = self.db.execute(
+                "SELECT rowid, tags FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
+            ).fetchone()
+            if row is not None:
+                merged = list(dict.fromkeys([*json.loads(row[1]), *tags]))
+                self.db.execute("UPDATE memories SET tags = ? WHERE rowid = ?", (json.dumps(merged), row[0]))
+
+    def merge(
+        self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory]
+    ) -> None:
+        """Replace `merged` memories by `survivor` in one transaction; their ids become aliases of it."""
+        with self._write():
+            self._check_embedding(embedding)
+            ws = survivor.workspace_id
+            gone = [m.id for m in merged if m.id != survivor.id]
+            for memory_id in [survivor.id, *gone]:
+                self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (ws, memory_id))
+            self._insert(survivor, vector, embedding)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO aliases(workspace_id, alias, memory_id, created_at) VALUES (?, ?, ?, ?)",
+                [(ws, m.id, survivor.id, m.created_at.timestamp()) for m in merged if m.id != survivor.id],
+            )
+            # Aliases that pointed at a merged memory follow it to the survivor.
+            self.db.executemany(
+                "UPDATE aliases SET memory_id = ? WHERE workspace_id = ? AND memory_id = ?",
+                [(survivor.id, ws, memory_id) for memory_id in gone],
+            )
+
+    def forget(self, workspace_id: str, memory_ids: list[str], tool_call_rowids: list[int]) -> int:
+        """Delete memories (with their keys and aliases) and tool-call records in one transaction, then leave
+        no trace in the file: FTS5 segments are merged (a deleted row's words live on in old segments until
+        then), freed pages are zeroed (secure_delete) and the write-ahead log is emptied."""
+        with self._write():
+            count = 0
+            for memory_id in memory_ids:
+                count += self.db.execute(
+                    "DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
+                ).rowcount
+            self.db.executemany(
+                "DELETE FROM aliases WHERE workspace_id = ? AND (memory_id = ? OR alias = ?)",
+                [(workspace_id, m, m) for m in memory_ids],
+            )
+            self.db.executemany("DELETE FROM tool_calls WHERE rowid = ? AND workspace_id = ?",
+                                [(r, workspace_id) for r in tool_call_rowids])
+            self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+        with self._lock:
+            _retry_while_locked(lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        return count
 
     def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float, str | None]]) -> int:
         """Append (tool_name, record JSON, created_at, call_key) rows; a call_key already stored is skipped.
@@ -501,7 +703,8 @@ class SQLiteStore:
         """Delete a workspace and everything in it (memories, keys, cells, tool calls); returns the memory count."""
         with self._write():
             count = self.db.execute("DELETE FROM memories WHERE workspace_id = ?", (workspace_id,)).rowcount
-            for table, column in (("tool_calls", "workspace_id"), ("cell_models", "workspace_id"), ("workspaces", "id")):
+            for table, column in (("tool_calls", "workspace_id"), ("cell_models", "workspace_id"),
+                                  ("aliases", "workspace_id"), ("workspaces", "id")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (workspace_id,))
             return count
 
@@ -523,6 +726,7 @@ class SQLiteStore:
     def delete(self, workspace_id: str, memory_id: str) -> bool:
         with self._write():
             cursor = self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id))
+            self.db.execute("DELETE FROM aliases WHERE workspace_id = ? AND memory_id = ?", (workspace_id, memory_id))
             return cursor.rowcount == 1
 
     def replace_vectors(self, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None:

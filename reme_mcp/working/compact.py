@@ -38,7 +38,12 @@ def offload(
     draft: Draft, files: WorkingFiles, directory: Path, stem: str, text: str, kind: str, tokens: int,
     message_range: tuple[int, int], tool_call_id: str | None = None,
 ) -> OffloadedFile:
-    """Write `text` to a new file and list it in the draft at once, so it is reported whatever fails next."""
+    """Write `text` to a new file and list it in the draft at once, so it is reported whatever fails next.
+
+    Secrets in it (a `cat .env`, a token in a log) are redacted first: the file outlives the context."""
+    text, redacted = files.redact(text)
+    if redacted:
+        draft.notes.append(f"{redacted} secret(s) redacted from the offloaded {kind.replace('_', ' ')}.")
     path = files.create(directory, stem, text)
     record = OffloadedFile(
         file=files.name(path), kind=kind, tokens=tokens, bytes=path.stat().st_size, lines=count_lines(text),

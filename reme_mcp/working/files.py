@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reme_mcp.errors import InvalidInput, NotFound
@@ -44,9 +44,14 @@ def file_stem(identifier: str) -> str:
     return _UNSAFE.sub("_", identifier)[:64] or "result"
 
 
+def _keep(text: str) -> tuple[str, int]:
+    return text, 0
+
+
 class WorkingFiles:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, redact: Callable[[str], tuple[str, int]] = _keep):
         self.root = root
+        self.redact = redact  # applied to what is offloaded (reme_mcp/privacy)
 
     def _real_root(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
