@@ -90,7 +90,10 @@ async def test_expiry_ttl_and_workspace_retention(tmp_path: Path) -> None:
         assert brief.metadata["memory"]["expires_at"] is not None and "expires" in brief.answer
         assert await ids(app, "door code", top_k=1) == [brief.metadata["memory"]["id"]]
         time.sleep(2.2)
-        assert await ids(app, "door code", top_k=1) == []
+        told_again = await app.async_execute("remember", text="Door code memo.", ttl="1s")
+        time.sleep(1.2)
+        assert (await app.async_execute("remember", text="Door code memo.")).metadata["created"]  # not "already"
+        assert await ids(app, "door code", top_k=2) == [told_again.metadata["memory"]["id"]]
         services = await app.services()
         assert services.store.get("default", brief.metadata["memory"]["id"]) is None  # purged, not hidden
         with pytest.raises(InvalidInput, match="in the past"):
@@ -127,12 +130,11 @@ async def test_recall_records_use_and_can_favour_recent_and_used_memories(tmp_pa
         assert await ids(app, "Project Falcon orders", top_k=2) == [new, old]
     async with ReMeApp(store_dir=str(tmp_path), retrieval__recency_weight=0, retrieval__usage_weight=5.0,
                        retrieval__track_usage=False) as app:
-        for _ in range(5):
-            await app.async_execute("vector_store", action="list")  # no recall: counts stay as they are
         services = await app.services()
         used = {m.id: m.recall_count for m in services.store.list_memories("default", 10)}
         assert used[old] > used[new]
         assert await ids(app, "Project Falcon orders", top_k=2) == [old, new]
+        assert {m.id: m.recall_count for m in services.store.list_memories("default", 10)} == used  # not tracked
     assert set(plain) == {old, new}
 
 
@@ -223,6 +225,37 @@ async def test_forget_by_selectors_is_a_dry_run_until_confirmed(tmp_path: Path) 
             await app.async_execute("forget", memory_id="abc", tags="x")
         with pytest.raises(NotFound):
             await app.async_execute("forget", memory_id="0000000000000000")
+        for empty in ({"tags": ""}, {"memory_type": []}, {"query": ""}):
+            with pytest.raises(InvalidInput):  # an empty selector must never mean "everything"
+                await app.async_execute("forget", **empty)
+
+
+async def test_a_confirm_code_confirms_only_the_dry_run_it_came_from(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for workspace in ("staging", "prod"):
+            await app.async_execute("remember", text="Rotate the API gateway certificate.", tags="ops",
+                                    workspace_id=workspace)
+        staging = await app.async_execute("forget", tags="ops", workspace_id="staging")
+        with pytest.raises(InvalidInput, match="does not match"):
+            await app.async_execute("forget", tags="ops", workspace_id="prod", confirm=staging.metadata["confirm"])
+        with pytest.raises(InvalidInput, match="does not match"):
+            await app.async_execute("forget", query="certificate", workspace_id="staging",
+                                    confirm=staging.metadata["confirm"])
+        services = await app.services()
+        assert services.store.count() == 2
+
+
+async def test_a_merge_computed_from_memories_changed_since_writes_nothing(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        a = await app.async_execute("remember", text="Backups run at 02:00.")
+        b = await app.async_execute("remember", text="backups run at 02:00")
+        services = await app.services()
+        read = [services.store.get("default", m.metadata["memory"]["id"]) for m in (a, b)]
+        await app.async_execute("forget", memory_id=read[0].id)  # another process, in the meantime
+        vector = services.embedder.encode([read[1].text])[0]
+        assert not services.store.merge(read[1], vector, services.embedder.embedding(), [read[0]], read)
+        assert services.store.get("default", read[0].id) is None  # not written back as an alias
+        assert services.store.count() == 1
 
 
 X = "Zbigniew Kowalczyk"

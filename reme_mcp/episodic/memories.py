@@ -160,6 +160,8 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
     expires_at = expiry(args, now)
     clean = scrub(services.config.privacy, args.text, args.keywords, args.metadata)
     memory_id = content_id(clean.text, clean.keywords)
+    # An expired copy must not answer "already remembered" and then vanish at the next recall.
+    await anyio.to_thread.run_sync(services.store.purge_expired, workspace_id, now.timestamp())
     existing = await anyio.to_thread.run_sync(services.store.get, workspace_id, memory_id)
     if existing is not None:
         if not set(args.tags) <= set(existing.tags):  # the same memory told again with new tags gets them

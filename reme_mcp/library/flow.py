@@ -261,7 +261,7 @@ async def vector_store(services: Services, args: VectorStoreInput) -> VectorStor
         return VectorStoreOutput(action=action, workspace_id=workspace_id, count=count,
                                  missing_ids=[i for i in args.memory_ids if i not in present])
 
-    if action in ("dump", "delete", "delete_ids") or (action == "list" and args.workspace_id):
+    if action in ("dump", "delete", "delete_ids", "retention") or (action == "list" and args.workspace_id):
         await require_workspace(services, workspace_id)
     if action == "copy" and args.src_workspace_id:
         await require_workspace(services, args.src_workspace_id)

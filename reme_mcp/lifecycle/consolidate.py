@@ -25,6 +25,7 @@ the LLM is for ("moved from Lisbon to Porto").
 from __future__ import annotations
 
 import difflib
+import time
 import unicodedata
 from datetime import datetime, timezone
 
@@ -151,6 +152,7 @@ async def consolidate(services: Services, args: ConsolidateInput) -> Consolidate
     threshold = args.threshold or (lifecycle.cluster_threshold if summarize else lifecycle.duplicate_threshold)
 
     def load() -> list[tuple[Memory, np.ndarray]]:
+        services.store.purge_expired(workspace_id, time.time())  # an expired memory is not folded into a kept one
         return [
             (m, v) for batch in services.store.memories_with_vectors(workspace_id) for m, v in batch
             if m.status == "active" and (args.memory_type is None or m.memory_type == args.memory_type)
@@ -158,7 +160,7 @@ async def consolidate(services: Services, args: ConsolidateInput) -> Consolidate
 
     items = await anyio.to_thread.run_sync(load)
     found = groups(items, threshold, exact_rule=not summarize)
-    plans: list[tuple[Memory, list[Memory], str]] = []
+    plans: list[tuple[Memory, list[Memory], str, list[Memory]]] = []  # survivor, merged, reason, as read
     for members in found:
         seed, *rest = (items[i][0] for i in members)
         if summarize:
@@ -170,23 +172,28 @@ async def consolidate(services: Services, args: ConsolidateInput) -> Consolidate
                 Summary, purpose="consolidate mode=summarize",
             )
             clean = scrub(services.config.privacy, answer.text, answer.keywords, {})
-            plans.append((survivor(seed, rest, clean.text, clean.keywords), [seed, *rest], "summary"))
+            plans.append((survivor(seed, rest, clean.text, clean.keywords), [seed, *rest], "summary", [seed, *rest]))
             continue
         alike = min(word_similarity(seed.text, m.text) for m in rest)
         reason = "exact" if alike == 1.0 else f"near-exact (words {alike:.2f} alike)"
-        plans.append((survivor(seed, rest), rest, reason))
+        plans.append((survivor(seed, rest), rest, reason, [seed, *rest]))
 
-    merges = [Merge(survivor=s.id, text=s.text, merged=[m.id for m in gone if m.id != s.id], reason=reason)
-              for s, gone, reason in plans]
+    skipped = 0
     if not args.dry_run:
 
-        def apply() -> None:
-            for kept, gone, _ in plans:
+        def apply() -> list[bool]:
+            done = []
+            for kept, gone, _, basis in plans:
                 vector = memories.memory_vector(services, kept.text, kept.keywords)
-                services.store.merge(kept, vector, services.embedder.embedding(), gone)
+                done.append(services.store.merge(kept, vector, services.embedder.embedding(), gone, basis))
+            return done
 
-        await anyio.to_thread.run_sync(apply)
+        applied = await anyio.to_thread.run_sync(apply)
+        skipped = applied.count(False)  # changed meanwhile by another call: left for the next consolidate
+        plans = [plan for plan, ok in zip(plans, applied) if ok]
+    merges = [Merge(survivor=s.id, text=s.text, merged=[m.id for m in gone if m.id != s.id], reason=reason)
+              for s, gone, reason, _ in plans]
     return ConsolidateOutput(
         workspace_id=workspace_id, dry_run=args.dry_run, mode=args.mode, threshold=threshold, merges=merges,
-        before=len(items),
+        before=len(items), skipped=skipped,
     )

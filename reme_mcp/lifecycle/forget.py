@@ -59,9 +59,12 @@ def _matches(services: Services, workspace_id: str, args: ForgetInput) -> tuple[
     return found, files, calls
 
 
-def confirm_code(ids: list[str], files: list[str], calls: list[int]) -> str:
-    digest = hashlib.sha256(json.dumps([sorted(ids), sorted(files), sorted(calls)]).encode()).hexdigest()
-    return digest[:12]
+def confirm_code(args: ForgetInput, workspace_id: str, ids: list[str], files: list[str], calls: list[int]) -> str:
+    """A digest of the request and exactly what it reaches: a code from one workspace's or one selector's
+    dry run confirms nothing else."""
+    request = args.model_dump(mode="json", exclude={"confirm", "workspace_id"})
+    payload = [workspace_id, request, sorted(ids), sorted(files), sorted(calls)]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
@@ -76,12 +79,13 @@ async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
                 f"No memory '{args.memory_id}' in workspace '{workspace_id}'. Use recall to find the id; "
                 "ids belong to one workspace."
             )
+        wiped = await anyio.to_thread.run_sync(store.checkpoint)
         return ForgetOutput(workspace_id=workspace_id, memory_id=args.memory_id, dry_run=False,
-                            memories=[Forgotten.of(memory)])
+                            memories=[Forgotten.of(memory)], wiped=wiped)
 
     found, paths, calls = await anyio.to_thread.run_sync(_matches, services, workspace_id, args)
     names = [services.working.name(p) for p in paths]
-    code = confirm_code([m.id for m in found], names, calls)
+    code = confirm_code(args, workspace_id, [m.id for m in found], names, calls)
     output = ForgetOutput(
         workspace_id=workspace_id, dry_run=True, memories=[Forgotten.of(m) for m in found],
         working_files=names, tool_calls=len(calls), confirm=code,
@@ -95,10 +99,11 @@ async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
             "the current list, then confirm that."
         )
 
-    def delete() -> None:
-        store.forget(workspace_id, [m.id for m in found], calls)
+    def delete() -> bool:
         for path in paths:
             path.unlink(missing_ok=True)
+        store.forget(workspace_id, [m.id for m in found], calls)
+        return store.checkpoint()
 
-    await anyio.to_thread.run_sync(delete)
-    return output.model_copy(update={"dry_run": False, "confirm": None})
+    wiped = await anyio.to_thread.run_sync(delete)
+    return output.model_copy(update={"dry_run": False, "confirm": None, "wiped": wiped})

@@ -33,7 +33,10 @@ class ForgetInput(Filters):
 
     @model_validator(mode="after")
     def _one_way(self) -> "ForgetInput":
+        # An empty list or string selects nothing, not everything: `tags=""` must never mean "all memories".
         selectors = [self.query, self.about, self.tags, self.after, self.before, self.memory_type]
+        if any(s is not None and not s for s in selectors):
+            raise ValueError("an empty selector (tags, memory_type, ...) selects nothing; leave it out instead")
         if self.memory_id is not None and any(s is not None for s in selectors):
             raise ValueError("give memory_id alone, or selectors (query, about, tags, after, before, memory_type)")
         if self.memory_id is None and all(s is None for s in selectors):
@@ -61,6 +64,8 @@ class ForgetOutput(BaseModel):
     working_files: list[str] = Field(default_factory=list, description="Working-memory files that mention `about`.")
     tool_calls: int = Field(0, description="Recorded tool calls that mention `about`.")
     confirm: str | None = Field(None, description="Pass as confirm= to delete exactly what this dry run lists.")
+    wiped: bool = Field(True, description="False if another process kept the write-ahead log open, so the old "
+                        "text may stay in the store's files until its next checkpoint.")
 
     @property
     def count(self) -> int:
@@ -76,9 +81,11 @@ class ForgetOutput(BaseModel):
             parts.append(f"{self.tool_calls} recorded tool calls")
         what = ", ".join(parts)
         if not self.dry_run:
+            where = ("and from the store file" if self.wiped else "; another process holds the store open, so the "
+                     "file may keep the old text until its next checkpoint")
             return (
                 f"Forgot {what} in workspace '{self.workspace_id}'. Their text is gone from the lexical, vector and "
-                "cell indexes and from the store file."
+                f"cell indexes {where}."
             )
         if self.count == 0:
             return f"Nothing in workspace '{self.workspace_id}' matches; nothing to forget."
@@ -121,10 +128,11 @@ class ConsolidateOutput(BaseModel):
     threshold: float
     merges: list[Merge]
     before: int = Field(description="Active memories before.")
+    skipped: int = Field(0, description="Merges not made: a memory changed meanwhile (run consolidate again).")
 
     def render(self) -> str:
         folded = sum(len(m.merged) for m in self.merges)
-        if not self.merges:
+        if not self.merges and not self.skipped:
             return f"No duplicates among {self.before} memories of workspace '{self.workspace_id}'; nothing to merge."
         head = "Dry run: would merge" if self.dry_run else "Merged"
         lines = [
@@ -136,6 +144,8 @@ class ConsolidateOutput(BaseModel):
             lines.append(f"- {merge.survivor} ← {', '.join(merge.merged)} ({merge.reason}): {text}")
         if len(self.merges) > SHOWN:
             lines.append(f"… and {len(self.merges) - SHOWN} more (all in structuredContent)")
+        if self.skipped:
+            lines.append(f"{self.skipped} merge(s) skipped: their memories changed meanwhile; run consolidate again.")
         if self.dry_run:
             lines.append("Nothing changed. Call consolidate with dry_run=false to merge; merged ids stay valid.")
         return "\n".join(lines)

@@ -189,10 +189,16 @@ class MemoryStore(Protocol):
 
     def add_tags(self, workspace_id: str, memory_id: str, tags: list[str]) -> None: ...
 
-    def merge(self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory]) -> None:
-        """Replace `merged` by `survivor` atomically; their ids become its aliases (get() resolves them)."""
+    def merge(
+        self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory], basis: list[Memory]
+    ) -> bool:
+        """Replace `merged` by `survivor` atomically; their ids become its aliases (get() resolves them).
+        False, writing nothing, when a memory of `basis` changed since it was read."""
 
     def tool_call_records(self, workspace_id: str) -> list[tuple[int, str, str]]: ...
 
     def forget(self, workspace_id: str, memory_ids: list[str], tool_call_rowids: list[int]) -> int:
-        """Delete memories and tool-call records, leaving no trace of their text in the store's files."""
+        """Delete memories and tool-call records, leaving no trace of their text in the indexes."""
+
+    def checkpoint(self, seconds: float = 5.0) -> bool:
+        """Empty the write-ahead log into the file; False if another process kept it busy."""

@@ -563,7 +563,16 @@ class SQLiteStore:
             if self.db.execute(f"SELECT 1 FROM memories WHERE {where} LIMIT 1", (workspace_id, now)).fetchone() is None:
                 return 0
         with self._write():
-            return self.db.execute(f"DELETE FROM memories WHERE {where}", (workspace_id, now)).rowcount
+            count = self.db.execute(f"DELETE FROM memories WHERE {where}", (workspace_id, now)).rowcount
+            self._drop_dangling_aliases(workspace_id)
+            self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")  # no words left behind
+        return count
+
+    def _drop_dangling_aliases(self, workspace_id: str) -> None:
+        self.db.execute(
+            "DELETE FROM aliases WHERE workspace_id = ?1 AND memory_id NOT IN "
+            "(SELECT id FROM memories WHERE workspace_id = ?1)", (workspace_id,)
+        )
 
     def set_retention(self, workspace_id: str, seconds: float | None) -> None:
         with self._write():
@@ -591,12 +600,22 @@ class SQLiteStore:
                 self.db.execute("UPDATE memories SET tags = ? WHERE rowid = ?", (json.dumps(merged), row[0]))
 
     def merge(
-        self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory]
-    ) -> None:
-        """Replace `merged` memories by `survivor` in one transaction; their ids become aliases of it."""
+        self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory], basis: list[Memory]
+    ) -> bool:
+        """Replace `merged` memories by `survivor` in one transaction; their ids become aliases of it.
+
+        `basis` is every memory the merge was computed from, as read: if any of them was changed, forgotten or
+        superseded since (by another call or process), nothing is written and False is returned."""
         with self._write():
             self._check_embedding(embedding)
             ws = survivor.workspace_id
+            for m in basis:
+                row = self.db.execute(
+                    "SELECT text_sha256, status, tags, recall_count FROM memories WHERE workspace_id = ? AND id = ?",
+                    (ws, m.id),
+                ).fetchone()
+                if row != (text_checksum(m.text), "active", json.dumps(m.tags, ensure_ascii=False), m.recall_count):
+                    return False
             gone = [m.id for m in merged if m.id != survivor.id]
             for memory_id in [survivor.id, *gone]:
                 self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (ws, memory_id))
@@ -610,11 +629,12 @@ class SQLiteStore:
                 "UPDATE aliases SET memory_id = ? WHERE workspace_id = ? AND memory_id = ?",
                 [(survivor.id, ws, memory_id) for memory_id in gone],
             )
+        return True
 
     def forget(self, workspace_id: str, memory_ids: list[str], tool_call_rowids: list[int]) -> int:
-        """Delete memories (with their keys and aliases) and tool-call records in one transaction, then leave
-        no trace in the file: FTS5 segments are merged (a deleted row's words live on in old segments until
-        then), freed pages are zeroed (secure_delete) and the write-ahead log is emptied."""
+        """Delete memories (with their keys and aliases) and tool-call records in one transaction, leaving no
+        trace in the file once `checkpoint` has run: FTS5 segments are merged (a deleted row's words live on in
+        old segments until then) and freed pages are zeroed (secure_delete)."""
         with self._write():
             count = 0
             for memory_id in memory_ids:
@@ -628,9 +648,17 @@ class SQLiteStore:
             self.db.executemany("DELETE FROM tool_calls WHERE rowid = ? AND workspace_id = ?",
                                 [(r, workspace_id) for r in tool_call_rowids])
             self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
-        with self._lock:
-            _retry_while_locked(lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
         return count
+
+    def checkpoint(self, seconds: float = 5.0) -> bool:
+        """Copy the write-ahead log into the file and empty it; False if a reader elsewhere kept it busy."""
+        deadline = time.monotonic() + seconds
+        while True:
+            with self._lock:
+                busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy or time.monotonic() > deadline:
+                return not busy
+            time.sleep(0.05)
 
     def add_tool_calls(self, workspace_id: str, records: list[tuple[str, str, float, str | None]]) -> int:
         """Append (tool_name, record JSON, created_at, call_key) rows; a call_key already stored is skipped.
