@@ -21,7 +21,7 @@ from reme_mcp.config import Config, load_config, secret
 from reme_mcp.flows import Envelope, FlowOutput, get_flow
 from reme_mcp.models.embedding import Embedder, USEMultilingualEmbedder, create_embedder
 from reme_mcp.models.llm import LLM
-from reme_mcp.privacy.scrub import scrub_text
+from reme_mcp.privacy.scrub import scrub_value
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
 from reme_mcp.store.base import MemoryStore, embedding_text
@@ -90,7 +90,7 @@ class ReMeApp:
                     cell_encoder=self.cell_encoder,
                     llm=LLM(self.config.llm.default),
                     working=WorkingFiles(
-                        self.config.store_dir / DIRECTORY, functools.partial(scrub_text, self.config.privacy)
+                        self.config.store_dir / DIRECTORY, functools.partial(scrub_value, self.config.privacy)
                     ),
                 )
                 log.info("store open at %s", self.store_path)

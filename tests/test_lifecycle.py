@@ -253,7 +253,7 @@ async def test_a_merge_computed_from_memories_changed_since_writes_nothing(tmp_p
         read = [services.store.get("default", m.metadata["memory"]["id"]) for m in (a, b)]
         await app.async_execute("forget", memory_id=read[0].id)  # another process, in the meantime
         vector = services.embedder.encode([read[1].text])[0]
-        assert not services.store.merge(read[1], vector, services.embedder.embedding(), [read[0]], read)
+        assert not services.store.merge(read[1], vector, services.embedder.embedding(), read)
         assert services.store.get("default", read[0].id) is None  # not written back as an alias
         assert services.store.count() == 1
 

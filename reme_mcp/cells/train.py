@@ -24,7 +24,7 @@ from reme_mcp.cells.schemas import Episode, TrainInput, TrainOutput
 from reme_mcp.episodic.memories import check_limits, key_cells, require_workspace
 from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
 from reme_mcp.models.embedding import Embedder, encode_in_batches
-from reme_mcp.privacy.scrub import scrub
+from reme_mcp.privacy.scrub import scrub_all
 from reme_mcp.retrieval.adapter import Adapter
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.hybrid import latin_share
@@ -56,22 +56,13 @@ def _encode(encoder: Embedder, texts: list[str], stage: str, progress: Progress)
     return encode_in_batches(encoder, texts, lambda done, total: progress(stage, done, total))
 
 
-def _redacted(services: Services, episodes: list[Episode]) -> tuple[list[Episode], int]:
-    out, total = [], 0
-    for e in episodes:
-        clean = scrub(services.config.privacy, e.text, e.keywords, e.metadata)
-        total += clean.count
-        out.append(e.model_copy(update={"text": clean.text, "keywords": clean.keywords, "metadata": clean.metadata}))
-    return out, total
-
-
 def _store_episodes(
     services: Services, workspace_id: str, episodes: list[Episode], progress: Progress
 ) -> tuple[int, int, int]:
     """Validate all, then store the new ones in one transaction: a refused file stores nothing.
     Returns (stored, already there, secrets redacted)."""
     check_unique_ids(episodes)
-    episodes, redacted = _redacted(services, episodes)
+    episodes, redacted = scrub_all(services.config.privacy, episodes)
     new: dict[str, Episode] = {}
     already = 0
     conflicts = []

@@ -26,7 +26,7 @@ from reme_mcp.distill.schemas import (
 )
 from reme_mcp.episodic.memories import memory_vector, require_workspace
 from reme_mcp.models.tokens import count_tokens
-from reme_mcp.privacy.redact import redact_value
+from reme_mcp.privacy.scrub import scrub_value
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory
 
@@ -116,10 +116,8 @@ def _lookup(services: Services, workspace_id: str, names: list[str]) -> list[Too
 
 
 async def record(services: Services, workspace_id: str, results: list[ToolCallResult]) -> int:
-    privacy = services.config.privacy
-    if privacy.redact_secrets:  # a tool's input or output may carry a key; the record keeps it out
-        results = [ToolCallResult.model_validate(redact_value(r.model_dump(), tuple(privacy.redact_patterns))[0])
-                   for r in results]
+    # A tool's input or output may carry a key; the record keeps it out.
+    results = [ToolCallResult.model_validate(scrub_value(services.config.privacy, r.model_dump())[0]) for r in results]
     return await anyio.to_thread.run_sync(services.store.add_tool_calls, workspace_id, _records(results))
 
 

@@ -18,7 +18,6 @@ import anyio.to_thread
 import numpy as np
 from pydantic import BaseModel, Field
 
-from reme_mcp.config import PrivacyConfig
 from reme_mcp.episodic.memories import require_workspace
 from reme_mcp.episodic.schemas import StoredMemory, WorkspaceId, _Input
 from reme_mcp.errors import InvalidInput, NotFound
@@ -26,7 +25,7 @@ from reme_mcp.library import packs
 from reme_mcp.library.records import detect, export_lines, export_records, graph_records, read_jsonl, reme_records
 from reme_mcp.lifecycle.when import DURATION_HELP, parse_duration
 from reme_mcp.models.embedding import encode_in_batches
-from reme_mcp.privacy.scrub import scrub
+from reme_mcp.privacy.scrub import scrub_all
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, embedding_text
 
@@ -106,23 +105,12 @@ def user_library(services: Services) -> Path:
     return services.config.store_dir / LIBRARY
 
 
-def scrubbed(config: PrivacyConfig, memories: list[Memory]) -> tuple[list[Memory], int]:
-    """The memories with their secrets redacted, and how many were; ids are kept (they name the records)."""
-    out, total = [], 0
-    for m in memories:
-        clean = scrub(config, m.text, m.keywords, m.metadata)
-        total += clean.count
-        out.append(m.model_copy(update={"text": clean.text, "keywords": clean.keywords, "metadata": clean.metadata})
-                   if clean.count else m)
-    return out, total
-
-
 def load_pack(
     services: Services, folder: Path, workspace_id: str, progress: Any = None
 ) -> tuple[int, bool, int]:
     """Check, embed if needed, and store a pack in one transaction (blocking); (new, re-embedded, redacted)."""
     manifest, memories, vectors = packs.read_pack(folder, workspace_id)
-    memories, redacted = scrubbed(services.config.privacy, memories)
+    memories, redacted = scrub_all(services.config.privacy, memories)
     model = services.embedder.embedding()
     reembed = vectors is None or manifest.embedding_model != model.model_id or vectors.shape[1] != model.dim
     if reembed or redacted:  # a redacted text needs its own vector
@@ -158,7 +146,7 @@ def export_workspace(services: Services, workspace_id: str, redact: bool = False
     memories, _ = workspace_contents(services, workspace_id)
     redacted = 0
     if redact:
-        memories, redacted = scrubbed(services.config.privacy.model_copy(update={"redact_secrets": True}), memories)
+        memories, redacted = scrub_all(services.config.privacy.model_copy(update={"redact_secrets": True}), memories)
     model = services.store.cell_model(workspace_id)
     cells = None
     if model is not None:
@@ -179,7 +167,7 @@ def import_text(services: Services, raw: str, name: str, workspace_id: str, prog
         memories = graph_records(lines, name, workspace_id)
     else:
         memories = reme_records(lines, name, workspace_id)
-    memories, _ = scrubbed(services.config.privacy, memories)
+    memories, _ = scrub_all(services.config.privacy, memories)
     added = services.store.add_many(list(zip(memories, embed(services, memories, progress))),
                                     services.embedder.embedding())
     if cells is not None:

@@ -160,7 +160,7 @@ async def consolidate(services: Services, args: ConsolidateInput) -> Consolidate
 
     items = await anyio.to_thread.run_sync(load)
     found = groups(items, threshold, exact_rule=not summarize)
-    plans: list[tuple[Memory, list[Memory], str, list[Memory]]] = []  # survivor, merged, reason, as read
+    plans: list[tuple[Memory, list[Memory], str]] = []  # survivor, the group as read, reason
     for members in found:
         seed, *rest = (items[i][0] for i in members)
         if summarize:
@@ -172,27 +172,27 @@ async def consolidate(services: Services, args: ConsolidateInput) -> Consolidate
                 Summary, purpose="consolidate mode=summarize",
             )
             clean = scrub(services.config.privacy, answer.text, answer.keywords, {})
-            plans.append((survivor(seed, rest, clean.text, clean.keywords), [seed, *rest], "summary", [seed, *rest]))
+            plans.append((survivor(seed, rest, clean.text, clean.keywords), [seed, *rest], "summary"))
             continue
         alike = min(word_similarity(seed.text, m.text) for m in rest)
         reason = "exact" if alike == 1.0 else f"near-exact (words {alike:.2f} alike)"
-        plans.append((survivor(seed, rest), rest, reason, [seed, *rest]))
+        plans.append((survivor(seed, rest), [seed, *rest], reason))
 
     skipped = 0
     if not args.dry_run:
 
         def apply() -> list[bool]:
             done = []
-            for kept, gone, _, basis in plans:
+            for kept, group, _ in plans:
                 vector = memories.memory_vector(services, kept.text, kept.keywords)
-                done.append(services.store.merge(kept, vector, services.embedder.embedding(), gone, basis))
+                done.append(services.store.merge(kept, vector, services.embedder.embedding(), group))
             return done
 
         applied = await anyio.to_thread.run_sync(apply)
         skipped = applied.count(False)  # changed meanwhile by another call: left for the next consolidate
         plans = [plan for plan, ok in zip(plans, applied) if ok]
-    merges = [Merge(survivor=s.id, text=s.text, merged=[m.id for m in gone if m.id != s.id], reason=reason)
-              for s, gone, reason, _ in plans]
+    merges = [Merge(survivor=s.id, text=s.text, merged=[m.id for m in group if m.id != s.id], reason=reason)
+              for s, group, reason in plans]
     return ConsolidateOutput(
         workspace_id=workspace_id, dry_run=args.dry_run, mode=args.mode, threshold=threshold, merges=merges,
         before=len(items), skipped=skipped,

@@ -8,10 +8,15 @@ twice (with the same secret) still stores once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from reme_mcp.config import PrivacyConfig
-from reme_mcp.privacy.redact import redact, redact_value
+from reme_mcp.privacy.redact import redact_value
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -22,20 +27,27 @@ class Scrubbed:
     count: int  # secrets replaced
 
 
+def scrub_value(config: PrivacyConfig, value: T) -> tuple[T, int]:
+    """Any text or JSON-like value (a working-memory file, a tool-call record) with every secret replaced by
+    [REDACTED:kind], and how many were; unchanged when privacy.redact_secrets is off."""
+    if not config.redact_secrets:
+        return value, 0
+    return redact_value(value, tuple(config.redact_patterns))
+
+
 def scrub(config: PrivacyConfig, text: str, keywords: list[str], metadata: dict[str, Any]) -> Scrubbed:
-    """The memory with every secret replaced by [REDACTED:kind] (unchanged when privacy.redact_secrets is off)."""
-    if not config.redact_secrets:
-        return Scrubbed(text, keywords, metadata, 0)
-    patterns = tuple(config.redact_patterns)
-    body = redact(text, patterns)
-    words, in_words = redact_value(keywords, patterns)
-    extra, in_metadata = redact_value(metadata, patterns)
-    return Scrubbed(body.text, words, extra, body.count + in_words + in_metadata)
+    """A memory's parts, redacted."""
+    (text, keywords, metadata), count = scrub_value(config, (text, keywords, metadata))
+    return Scrubbed(text, keywords, metadata, count)
 
 
-def scrub_text(config: PrivacyConfig, text: str) -> tuple[str, int]:
-    """Text alone (a working-memory file, a tool-call record), redacted as a memory's text is."""
-    if not config.redact_secrets:
-        return text, 0
-    result = redact(text, tuple(config.redact_patterns))
-    return result.text, result.count
+def scrub_all(config: PrivacyConfig, items: list[M]) -> tuple[list[M], int]:
+    """Memories or episodes (anything with text, keywords and metadata) redacted, ids and other fields kept,
+    and how many secrets were replaced in all."""
+    out, total = [], 0
+    for item in items:
+        clean = scrub(config, item.text, item.keywords, item.metadata)  # type: ignore[attr-defined]
+        total += clean.count
+        update = {"text": clean.text, "keywords": clean.keywords, "metadata": clean.metadata}
+        out.append(item.model_copy(update=update) if clean.count else item)
+    return out, total

@@ -111,8 +111,6 @@ class MemoryStore(Protocol):
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
         """Store durably; returns the stored memory and False when it was already there."""
 
-    def delete(self, workspace_id: str, memory_id: str) -> bool: ...
-
     def delete_ids(self, workspace_id: str, memory_ids: list[str]) -> int: ...
 
     def delete_workspace(self, workspace_id: str) -> int:
@@ -189,11 +187,9 @@ class MemoryStore(Protocol):
 
     def add_tags(self, workspace_id: str, memory_id: str, tags: list[str]) -> None: ...
 
-    def merge(
-        self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory], basis: list[Memory]
-    ) -> bool:
-        """Replace `merged` by `survivor` atomically; their ids become its aliases (get() resolves them).
-        False, writing nothing, when a memory of `basis` changed since it was read."""
+    def merge(self, survivor: Memory, vector: np.ndarray, embedding: Embedding, group: list[Memory]) -> bool:
+        """Replace `group` by `survivor` atomically; the other ids become its aliases (get() resolves them).
+        False, writing nothing, when a memory of `group` changed since it was read."""
 
     def tool_call_records(self, workspace_id: str) -> list[tuple[int, str, str]]: ...
 

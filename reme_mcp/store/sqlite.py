@@ -599,30 +599,30 @@ class SQLiteStore:
                 merged = list(dict.fromkeys([*json.loads(row[1]), *tags]))
                 self.db.execute("UPDATE memories SET tags = ? WHERE rowid = ?", (json.dumps(merged), row[0]))
 
-    def merge(
-        self, survivor: Memory, vector: np.ndarray, embedding: Embedding, merged: list[Memory], basis: list[Memory]
-    ) -> bool:
-        """Replace `merged` memories by `survivor` in one transaction; their ids become aliases of it.
+    def merge(self, survivor: Memory, vector: np.ndarray, embedding: Embedding, group: list[Memory]) -> bool:
+        """Replace the `group` of memories by `survivor` (one of them, rewritten, or a new one) in one
+        transaction; the others' ids become aliases of it.
 
-        `basis` is every memory the merge was computed from, as read: if any of them was changed, forgotten or
-        superseded since (by another call or process), nothing is written and False is returned."""
+        `group` is as it was read: if any of it was changed, forgotten or superseded since (by another call
+        or process), nothing is written and False is returned."""
         with self._write():
             self._check_embedding(embedding)
             ws = survivor.workspace_id
-            for m in basis:
+            for m in group:
                 row = self.db.execute(
                     "SELECT text_sha256, status, tags, recall_count FROM memories WHERE workspace_id = ? AND id = ?",
                     (ws, m.id),
                 ).fetchone()
                 if row != (text_checksum(m.text), "active", json.dumps(m.tags, ensure_ascii=False), m.recall_count):
                     return False
-            gone = [m.id for m in merged if m.id != survivor.id]
+            merged = [m for m in group if m.id != survivor.id]
+            gone = [m.id for m in merged]
             for memory_id in [survivor.id, *gone]:
                 self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (ws, memory_id))
             self._insert(survivor, vector, embedding)
             self.db.executemany(
                 "INSERT OR REPLACE INTO aliases(workspace_id, alias, memory_id, created_at) VALUES (?, ?, ?, ?)",
-                [(ws, m.id, survivor.id, m.created_at.timestamp()) for m in merged if m.id != survivor.id],
+                [(ws, m.id, survivor.id, m.created_at.timestamp()) for m in merged],
             )
             # Aliases that pointed at a merged memory follow it to the survivor.
             self.db.executemany(
@@ -750,12 +750,6 @@ class SQLiteStore:
                 return
             last = rows[-1][0]
             yield [(_row_to_memory(r[:-2])[1], np.frombuffer(r[-1], dtype=np.float32, count=r[-2])) for r in rows]
-
-    def delete(self, workspace_id: str, memory_id: str) -> bool:
-        with self._write():
-            cursor = self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id))
-            self.db.execute("DELETE FROM aliases WHERE workspace_id = ? AND memory_id = ?", (workspace_id, memory_id))
-            return cursor.rowcount == 1
 
     def replace_vectors(self, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None:
         with self._write():
