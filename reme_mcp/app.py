@@ -12,12 +12,14 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from reme_mcp.config import Config, load_config, secret
+from reme_mcp.errors import NotFound
 from reme_mcp.flows import Envelope, FlowOutput, get_flow
 from reme_mcp.models.embedding import Embedder, USEMultilingualEmbedder, create_embedder
 from reme_mcp.models.llm import LLM
@@ -25,12 +27,10 @@ from reme_mcp.privacy.scrub import scrub_value
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
 from reme_mcp.store.base import MemoryStore, embedding_text
-from reme_mcp.store.sqlite import SQLiteStore
-from reme_mcp.working.files import DIRECTORY, WorkingFiles
+from reme_mcp.store.sqlite import STORE_FILE, SQLiteStore
+from reme_mcp.working.files import DIRECTORY, WorkingFiles, adopt_legacy
 
 log = logging.getLogger(__name__)
-
-STORE_FILE = "memory.sqlite3"
 
 
 class ReMeApp:
@@ -84,6 +84,7 @@ class ReMeApp:
             if self._services is None:
                 store = SQLiteStore(self.store_path, self.encryption_key)
                 store.open(self.embedder.model_id)
+                adopt_legacy(self.config.store_dir, self.config.default_workspace)
                 self._store = store
                 self._services = Services(
                     self.config, store, self.embedder, DenseIndex(store, self.cell_encoder.model_id),
@@ -156,3 +157,22 @@ class ReMeApp:
             return len(rows)
         finally:
             store.close()
+
+    def check(self) -> list[str]:
+        """`reme check`: SQLite's integrity check, then every index against the rows; rebuilds what disagrees
+        and re-embeds torn vectors from their stored text. Returns what was repaired (empty: all was well)."""
+        if self.store_path != ":memory:" and not Path(self.store_path).is_file():
+            raise NotFound(f"No store at {self.store_path}; check store_dir.")
+        store = SQLiteStore(self.store_path, self.encryption_key)
+        store.open(self.embedder.model_id)
+        try:
+            repaired, torn = store.verify()
+            if torn:
+                memories = store.fetch(torn)
+                texts = [embedding_text(m.text, m.keywords) for m in memories.values()]
+                store.replace_vectors(list(zip(memories, self.embedder.encode(texts))), self.embedder.embedding())
+                repaired.append(f"re-embedded {len(torn)} memories whose vector was torn, from their stored text")
+            return repaired
+        finally:
+            store.close()
+

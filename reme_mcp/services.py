@@ -24,3 +24,7 @@ class Services:
 
     def workspace(self, workspace_id: str | None) -> str:
         return workspace_id or self.config.default_workspace
+
+    def working_files(self, workspace_id: str | None) -> WorkingFiles:
+        """One workspace's working-memory files: nothing of another workspace is reachable through it."""
+        return self.working.workspace(self.workspace(workspace_id))

@@ -303,7 +303,7 @@ async def test_forget_everything_about_someone_leaves_no_trace(tmp_path: Path) -
                                                                   "The boiler is a Vaillant ecoTEC."]
             assert set(store.cell_keys("default")) <= set(survivors)
             assert store.tool_call_records("default") == []
-            assert not (tmp_path / "working_memory" / meta["working_files"][0]).exists()
+            assert not (tmp_path / "working" / "default" / meta["working_files"][0]).exists()
             raw = store_bytes(tmp_path).lower()
             assert b"kowalczyk" not in raw and b"zbigniew" not in raw
             assert (await ids(app, "who fixed the boiler", top_k=1)) != []  # the rest still works

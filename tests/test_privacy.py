@@ -51,7 +51,7 @@ async def test_secrets_are_redacted_before_anything_is_stored(tmp_path: Path) ->
                                             keep_recent_count=1, messages=long_trajectory(
                                                 results=2, lines_per_result=300, planted={0: f"export KEY={AWS}"}))
         [offloaded] = [f for f in compacted.metadata["files"] if f["tool_call_id"]][:1]
-        assert "[REDACTED:aws_access_key_id]" in (tmp_path / "working_memory" / offloaded["file"]).read_text()
+        assert "[REDACTED:aws_access_key_id]" in (tmp_path / "working" / "default" / offloaded["file"]).read_text()
         assert any("redacted" in note for note in compacted.metadata["notes"])
 
         await app.async_execute("add_tool_call_result", tool_call_results=[
@@ -60,7 +60,7 @@ async def test_secrets_are_redacted_before_anything_is_stored(tmp_path: Path) ->
         assert OPENAI not in json.dumps(services.store.tool_call_records("default"))
     raw = store_bytes(tmp_path)
     assert not any(secret.encode() in raw for secret in SECRETS)
-    assert not any(AWS in p.read_text() for p in (tmp_path / "working_memory").rglob("*.txt"))
+    assert not any(AWS in p.read_text() for p in (tmp_path / "working" / "default").rglob("*.txt"))
 
 
 async def test_redaction_can_be_switched_off_and_extended(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ async def test_auto_compaction_fits_the_budget_and_grep_read_bring_the_fact_back
         for entry in meta["files"]:
             whole = await app.async_execute("read_working_memory", file=entry["file"], limit=5000)
             assert whole.metadata["content"] == originals[entry["tool_call_id"]]
-            assert (tmp_path / "working_memory" / entry["file"]).read_bytes() == originals[entry["tool_call_id"]].encode()
+            assert (tmp_path / "working" / "default" / entry["file"]).read_bytes() == originals[entry["tool_call_id"]].encode()
 
 
 async def test_a_short_list_is_left_alone(tmp_path: Path) -> None:
@@ -90,14 +90,14 @@ async def test_the_recent_part_keeps_its_tool_call_with_its_results(tmp_path: Pa
 async def test_reusing_a_chat_id_adds_files_and_never_replaces_one(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         first = await app.async_execute("summary_working_memory", messages=run(), chat_id="same")
-        before = {f["file"]: (tmp_path / "working_memory" / f["file"]).read_bytes() for f in first.metadata["files"]}
+        before = {f["file"]: (tmp_path / "working" / "default" / f["file"]).read_bytes() for f in first.metadata["files"]}
         second = await app.async_execute(
             "summary_working_memory", messages=long_trajectory(results=12, lines_per_result=280, seed=99), chat_id="same"
         )
     again = {f["file"] for f in second.metadata["files"]}
     assert again and not again & set(before)
     for name, data in before.items():
-        assert (tmp_path / "working_memory" / name).read_bytes() == data
+        assert (tmp_path / "working" / "default" / name).read_bytes() == data
 
 
 async def test_grep_plain_regex_case_context_and_limit(tmp_path: Path) -> None:
@@ -183,9 +183,12 @@ async def test_files_outside_the_store_cannot_be_read_or_written(tmp_path: Path)
             with pytest.raises(InvalidInput):
                 await app.async_execute("read_working_memory", file=file)
         # a symlink planted inside the working directory does not lead out of it
-        (store / "working_memory" / "c").mkdir(parents=True)
-        os.symlink(secret, store / "working_memory" / "c" / "0001-link.txt")
-        os.symlink(tmp_path, store / "working_memory" / "escape")
+        (store / "working" / "default" / "c").mkdir(parents=True)
+        os.symlink(secret, store / "working" / "default" / "c" / "0001-link.txt")
+        os.symlink(tmp_path, store / "working" / "default" / "escape")
+        os.symlink(tmp_path, store / "working" / "elsewhere")  # a workspace's own folder as the way out
+        with pytest.raises(InvalidInput, match="leads outside the store"):
+            await app.async_execute("read_working_memory", file="secret.txt", workspace_id="elsewhere")
         with pytest.raises(InvalidInput, match="outside the working-memory directory"):
             await app.async_execute("read_working_memory", file="c/0001-link.txt")
         with pytest.raises(InvalidInput, match="outside the working-memory directory"):
@@ -332,3 +335,36 @@ def test_json_is_found_in_the_ways_models_answer() -> None:
     assert extract_json('```json\n{"a": 1}\n```') == {"a": 1}
     with pytest.raises(ValueError, match="no JSON object"):
         extract_json("I could not do it {sorry}.")
+
+
+async def test_each_workspace_has_its_own_working_memory(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        alice = await app.async_execute(
+            "summary_working_memory", messages=run(), chat_id="incident", workspace_id="alice", max_total_tokens=5000
+        )
+        name = alice.metadata["files"][0]["file"]
+        # the pointer left in the message names the workspace, so the agent can follow it
+        assert any(f'workspace_id="alice", file="{name}"' in str(m["content"]) for m in alice.metadata["messages"])
+        mine = await app.async_execute("grep_working_memory", pattern="max_connections=240", workspace_id="alice")
+        assert len(mine.metadata["matches"]) == 1
+        for other in ("bob", None):
+            found = await app.async_execute("grep_working_memory", pattern="max_connections=240", workspace_id=other)
+            assert found.metadata["matches"] == [] and found.metadata["files_searched"] == 0
+            with pytest.raises(NotFound):
+                await app.async_execute("read_working_memory", file=name, workspace_id=other)
+            with pytest.raises(NotFound):
+                await app.async_execute("grep_working_memory", pattern="x", chat_id="incident", workspace_id=other)
+        await app.async_execute("remember", text="Bob's note", workspace_id="bob")
+        dry = await app.async_execute("forget", about="warehouse-db-07", workspace_id="bob")
+        assert dry.metadata["working_files"] == []
+        assert (await app.async_execute("read_working_memory", file=name, workspace_id="alice")).metadata["content"]
+
+
+async def test_files_offloaded_before_workspaces_belong_to_the_default_one(tmp_path: Path) -> None:
+    legacy = tmp_path / "working_memory" / "old-chat"
+    legacy.mkdir(parents=True)
+    (legacy / "0001-call_1.txt").write_text("the deploy key is in vault/prod\n")
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        page = await app.async_execute("read_working_memory", file="old-chat/0001-call_1.txt")
+        assert page.metadata["content"] == "the deploy key is in vault/prod\n"
+    assert not (tmp_path / "working_memory").exists()

@@ -8,6 +8,8 @@
     reme train episodes.json [workspace_id=w]      # store and train episodes into memory cells
     reme recall                                    # no phrase: keep asking, like ReMemory's recall_memory.py
     reme reembed embedding_model.default.model_name=...
+    reme backup ~/reme-backup-2026-11-22           # a consistent copy of a live store
+    reme check                                     # verify every index against the rows, repair
 
 Flow commands come from the same table as the MCP tools: a flow's required fields
 are its positional arguments, every field is also `--name value`.
@@ -43,6 +45,9 @@ Commands:
                       the MCP memory server's memory.jsonl (workspace_id=NAME picks the target)
   reembed             recompute every stored vector with the configured embedding model
                       (after changing embedding_model.*; texts are kept, nothing is lost)
+  backup PATH         copy the store (database, working memory, library) to the new folder PATH while
+                      servers keep running; serve the copy with store_dir=PATH
+  check               verify the store file and every index against the rows; rebuild what disagrees
   encrypt             encrypt an existing plain store with REME_ENCRYPTION_KEY (privacy.encryption_key);
                       stop every server using the store first
 
@@ -137,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         _reembed(config)
     elif command == "encrypt":
         _encrypt(config)
+    elif command == "backup":
+        _backup(config, rest)
+    elif command == "check":
+        _check(config)
     elif command == "train":
         _train(config, rest)
     elif command in ("library", "export", "import"):
@@ -146,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     elif command in FLOWS:
         _run_flow(config, FLOWS[command], rest)
     else:
-        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, library, export, import, reembed, encrypt. Keys look like mcp.transport=stdio.")
+        fail(f"unknown command or key {command!r}. Commands: serve, {', '.join(FLOWS)}, train, library, export, import, reembed, backup, check, encrypt. Keys look like mcp.transport=stdio.")
 
 
 def _serve(config: Config) -> None:
@@ -192,6 +201,33 @@ def _reembed(config: Config) -> None:
     except ReMeError as exc:
         fail(str(exc), code=1)
     print(f"\nRe-embedded {count} memories with {config.embedding_model.default.model_name}.")
+
+
+def _backup(config: Config, tokens: list[str]) -> None:
+    from pathlib import Path
+
+    from reme_mcp.app import ReMeApp
+    from reme_mcp.store.backup import backup
+
+    if len(tokens) != 1:
+        fail("usage: reme backup PATH  (PATH: a new or empty folder outside the store)")
+    try:
+        print(backup(config.store_dir, Path(tokens[0]), ReMeApp(config=config).encryption_key).render())
+    except ReMeError as exc:
+        fail(str(exc), code=1)
+
+
+def _check(config: Config) -> None:
+    from reme_mcp.app import ReMeApp
+
+    try:
+        repaired = ReMeApp(config=config).check()
+    except ReMeError as exc:
+        fail(str(exc), code=1)
+    if repaired:
+        print("Repaired:\n" + "\n".join(f"- {line}" for line in repaired))
+    else:
+        print("The store and every index agree with the rows; nothing to repair.")
 
 
 def _encrypt(config: Config) -> None:

@@ -53,7 +53,8 @@ def _matches(services: Services, workspace_id: str, args: ForgetInput) -> tuple[
     if args.about is not None:
         pattern = mentions(args.about)
         found = [m for m in found if _mentioned(pattern, m)]
-        files = [p for p in services.working.files(services.working.root) if pattern.search(services.working.read(p).casefold())]
+        working = services.working_files(workspace_id)
+        files = [p for p in working.files(working.root) if pattern.search(working.read(p).casefold())]
         calls = [rowid for rowid, name, record in store.tool_call_records(workspace_id)
                  if pattern.search(f"{name} {record}".casefold())]
     return found, files, calls
@@ -84,7 +85,7 @@ async def forget(services: Services, args: ForgetInput) -> ForgetOutput:
                             memories=[Forgotten.of(memory)], wiped=wiped)
 
     found, paths, calls = await anyio.to_thread.run_sync(_matches, services, workspace_id, args)
-    names = [services.working.name(p) for p in paths]
+    names = [services.working_files(workspace_id).name(p) for p in paths]
     code = confirm_code(args, workspace_id, [m.id for m in found], names, calls)
     output = ForgetOutput(
         workspace_id=workspace_id, dry_run=True, memories=[Forgotten.of(m) for m in found],

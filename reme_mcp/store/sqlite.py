@@ -12,6 +12,11 @@ Why these choices:
 - `secure_delete`: a forgotten memory's pages are zeroed, not left readable in the file.
 - With an encryption key the file is opened through SQLCipher (reme_mcp/privacy/encryption.py):
   every page, the indexes and the WAL included, is AES-256 encrypted on disk.
+- Every index lives in the same file as the rows and changes in the same transaction, so a
+  crash cannot tear one from the other. A file that was changed or copied behind SQLite's
+  back still can be: `open` checks the cheap signs (row counts of the lexical index, cell
+  keys without a memory) and rebuilds what disagrees, with a warning in the log; `verify`
+  (`reme check`) does the full check.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 # 4: tags, expiry, use counts, aliases of merged memories, workspace retention.
 # An older store is upgraded in place.
 SCHEMA_VERSION = 4
+
+STORE_FILE = "memory.sqlite3"  # the embedded store's file under store_dir
 
 # One statement per string: executescript() would commit the open transaction first.
 _SCHEMA = (
@@ -249,6 +256,8 @@ class SQLiteStore:
                     f"The store at {self.path} has schema version {version}, newer than this reme-mcp "
                     f"understands ({SCHEMA_VERSION}). Upgrade reme-mcp (pip install -U reme-mcp)."
                 )
+        for repaired in self._repair_indexes(thorough=False):
+            log.warning("store %s: %s", self.path, repaired)
         stored = self._meta("embedding_model")
         if model_id is not None and stored is not None and stored != model_id:
             workspaces = ", ".join(f"{w} ({n})" for w, n in self.list_workspaces()) or "none"
@@ -260,6 +269,53 @@ class SQLiteStore:
                 f"one: `reme reembed store_dir={Path(self.path).parent}` plus your embedding_model.* keys "
                 f"(texts are kept, so nothing is lost)."
             )
+
+    def verify(self) -> tuple[list[str], list[int]]:
+        """The full check behind `reme check`: SQLite's own integrity check, FTS5's check of the lexical
+        index against the rows, and every vector and cell key's size. Rebuilds what disagrees and returns
+        (what was repaired, rowids whose vector is torn: the caller re-embeds them from their text)."""
+        with self._lock:
+            problems = [row[0] for row in self.db.execute("PRAGMA integrity_check").fetchall()]
+        if problems != ["ok"]:
+            raise StoreCorrupt(
+                f"The store file {self.path} is damaged ({'; '.join(problems[:3])}). Restore it from a copy made "
+                "with `reme backup`."
+            )
+        return self._repair_indexes(thorough=True), self.torn_vectors()
+
+    def _repair_indexes(self, thorough: bool) -> list[str]:
+        repaired = []
+        with self._write():
+            if not self._lexical_index_agrees(thorough):
+                self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+                repaired.append("the lexical (FTS5) index did not match the memories; rebuilt it from them")
+            dropped = self.db.execute(
+                "DELETE FROM cell_keys WHERE memory_rowid NOT IN (SELECT rowid FROM memories) "
+                "OR length(keys) != 4 * count * dim"
+            ).rowcount
+            if dropped:
+                repaired.append(f"dropped {dropped} trained cell key set(s) with no memory or a torn size; "
+                                "their memories are still found by their own vectors")
+        return repaired
+
+    def _lexical_index_agrees(self, thorough: bool) -> bool:
+        if thorough:
+            try:
+                self.db.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+                return True
+            except encryption.DatabaseErrors:
+                return False
+        # Every memory has one row in the index's docsize table, under the same rowid.
+        rows = self.db.execute("SELECT count(*), coalesce(sum(rowid), 0) FROM memories").fetchone()
+        indexed = self.db.execute("SELECT count(*), coalesce(sum(id), 0) FROM memories_fts_docsize").fetchone()
+        return rows == indexed
+
+    def torn_vectors(self) -> list[int]:
+        """Rowids whose stored vector is not `embedding_dim` floats (never served: `vectors` skips them)."""
+        with self._lock:
+            return [r[0] for r in self.db.execute(
+                "SELECT rowid FROM memories WHERE length(embedding) != 4 * embedding_dim ORDER BY rowid"
+            )]
 
     def close(self) -> None:
         with self._lock:
@@ -416,6 +472,11 @@ class SQLiteStore:
                 "FROM memories WHERE workspace_id = ? ORDER BY rowid",
                 (workspace_id,),
             ).fetchall()
+        torn = [r[0] for r in rows if len(r[2]) != 4 * r[1]]
+        if torn:  # never read a torn vector as if it were one; `reme check` re-embeds it from the text
+            log.warning("workspace %s: %d memories have a torn vector (rowids %s...); run `reme check`",
+                        workspace_id, len(torn), torn[:5])
+            rows = [r for r in rows if len(r[2]) == 4 * r[1]]
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=object)
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))

@@ -66,11 +66,12 @@ def preview(text: str) -> str:
     return "\n".join(shown)
 
 
-def pointer(name: str, first_lines: str, tokens: int, lines: int) -> str:
+def pointer(files: WorkingFiles, name: str, first_lines: str, tokens: int, lines: int) -> str:
+    where = files.call_arguments(name)
     return (
         f"[Tool result offloaded to working memory: {tokens:,} tokens, {lines:,} lines, file {name}. "
-        f'Get it back with read_working_memory(file="{name}", offset=0, limit=200), or search it with '
-        f'grep_working_memory(pattern="...", file="{name}"). First lines:]\n' + first_lines
+        f"Get it back with read_working_memory({where}, offset=0, limit=200), or search it with "
+        f'grep_working_memory(pattern="...", {where}). First lines:]\n' + first_lines
     )
 
 
@@ -85,10 +86,10 @@ def compact(draft: Draft, files: WorkingFiles, directory: Path, max_tool_message
         text = message.text()
         lines, first_lines = count_lines(text), preview(text)
         stem = file_stem(message.tool_call_id or "result")
-        if count_tokens(pointer(f"{directory.name}/0000-{stem}.txt", first_lines, tokens, lines)) >= tokens:
+        if count_tokens(pointer(files, f"{directory.name}/0000-{stem}.txt", first_lines, tokens, lines)) >= tokens:
             continue  # just over the limit: the pointer would cost more than the result
         record = offload(draft, files, directory, stem, text, "tool_result", tokens, (index, index), message.tool_call_id)
-        content = pointer(record.file, first_lines, tokens, lines)
+        content = pointer(files, record.file, first_lines, tokens, lines)
         draft.counts[index] = count_tokens(content) + MESSAGE_OVERHEAD
         if isinstance(message.content, list):  # images and other parts stay in the message; only text moves
             others = [part for part in message.content if part.get("type") != "text"]

@@ -42,7 +42,7 @@ class Snapshot(BaseModel):
             raise ValueError("the snapshot has no goal, knowledge or actions")
         return self
 
-    def render(self, first: int, last: int, tokens: int, name: str) -> str:
+    def render(self, first: int, last: int, tokens: int, name: str, where: str) -> str:
         lines = [f"[Summary of earlier messages {first}-{last} ({tokens:,} tokens); the originals are in {name}]"]
         if self.goal.strip():
             lines.append(f"Goal: {self.goal.strip()}")
@@ -52,8 +52,7 @@ class Snapshot(BaseModel):
                 lines.append(f"{title}:")
                 lines += [f"- {item}" for item in items]
         lines.append(
-            f'Exact details: grep_working_memory(pattern="...", file="{name}") or '
-            f'read_working_memory(file="{name}").'
+            f'Exact details: grep_working_memory(pattern="...", {where}) or read_working_memory({where}).'
         )
         return "\n".join(lines)
 
@@ -87,7 +86,7 @@ async def compress(
             [{"role": "system", "content": system}, {"role": "user", "content": text}],
             Snapshot, purpose="Compressing working memory",
         )
-        replaced.append((first, stop, snapshot.render(first, stop - 1, record.tokens, record.file)))
+        replaced.append((first, stop, snapshot.render(first, stop - 1, record.tokens, record.file, files.call_arguments(record.file))))
     for first, stop, content in reversed(replaced):
         messages[first:stop] = [Message(role="user", content=content)]
         draft.counts[first:stop] = [count_tokens(content) + MESSAGE_OVERHEAD]

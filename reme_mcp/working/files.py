@@ -2,20 +2,26 @@
 
 Every path a caller names (`store_dir`, `chat_id`, `file`, and the `tool_call_id`s that
 end up in file names) is checked before use: relative, no '..', plain characters, and
-after resolving symlinks still inside the directory. Files are created exclusively
-(O_EXCL), so a reused chat id adds files and never replaces one.
+after resolving symlinks still inside the directory. Files appear whole and
+are never replaced, so a reused chat id adds files.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reme_mcp.errors import InvalidInput, NotFound
 
-DIRECTORY = "working_memory"
+log = logging.getLogger(__name__)
+
+DIRECTORY = "working"  # under store_dir; each workspace has its own folder in it
+LEGACY_DIRECTORY = "working_memory"  # where every chat lived before working memory had workspaces
+TEMPORARY = ".tmp-"  # prefix of a file still being written
 
 _PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -48,14 +54,51 @@ def _keep(text: str) -> tuple[str, int]:
     return text, 0
 
 
+def adopt_legacy(store_dir: Path, default_workspace: str) -> None:
+    """Files offloaded before working memory had workspaces (store_dir/working_memory) belong to the
+    default workspace: move them there, so their names keep working. Safe when several processes start."""
+    legacy = store_dir / LEGACY_DIRECTORY
+    if not legacy.is_dir():
+        return
+    target = store_dir / DIRECTORY / default_workspace
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(legacy, target)
+    except FileNotFoundError:
+        return  # another process moved it first
+    except OSError:  # the workspace has files of its own already: move entry by entry
+        for entry in legacy.iterdir():
+            if (target / entry.name).exists():
+                log.warning("working memory: %s exists in both %s and %s; left in place", entry.name, legacy, target)
+            else:
+                os.rename(entry, target / entry.name)
+    log.info("working memory: moved %s to %s (workspace %s)", legacy, target, default_workspace)
+
+
 class WorkingFiles:
-    def __init__(self, root: Path, redact: Callable[[str], tuple[str, int]] = _keep):
+    """The working-memory files under `root`; `workspace(...)` gives one workspace's own view, which
+    can neither name nor list another's files."""
+
+    def __init__(self, root: Path, redact: Callable[[str], tuple[str, int]] = _keep, workspace_id: str | None = None):
         self.root = root
         self.redact = redact  # applied to what is offloaded (reme_mcp/privacy)
+        self.workspace_id = workspace_id
+
+    def workspace(self, workspace_id: str) -> "WorkingFiles":
+        return WorkingFiles(self.root / workspace_id, self.redact, workspace_id)
+
+    def call_arguments(self, name: str) -> str:
+        """How an agent asks for the file `name` again (read/grep arguments)."""
+        return f'workspace_id="{self.workspace_id}", file="{name}"' if self.workspace_id else f'file="{name}"'
 
     def _real_root(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
-        return Path(os.path.realpath(self.root))
+        real = Path(os.path.realpath(self.root))
+        if self.workspace_id and real != Path(os.path.realpath(self.root.parent)) / self.workspace_id:
+            raise InvalidInput(
+                f"The working-memory folder of workspace {self.workspace_id!r} leads outside the store; refused."
+            )
+        return real
 
     def _relative(self, value: str, what: str) -> list[str]:
         if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
@@ -89,19 +132,24 @@ class WorkingFiles:
         directory.mkdir(parents=True, exist_ok=True)
         directory = self._inside(directory, "directory", str(directory))
         data = text.encode("utf-8", errors="surrogatepass")
-        number = sum(1 for _ in directory.iterdir()) + 1
-        while True:
-            path = directory / f"{number:04d}-{stem}.txt"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            except FileExistsError:
-                number += 1
-                continue
+        # Written whole under a temporary name first, then linked in under its own name (which fails
+        # rather than replaces): a crash mid-write leaves a `.tmp-` file, never a torn offload.
+        fd, temporary = tempfile.mkstemp(prefix=TEMPORARY, dir=directory)
+        try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            return path
+            number = sum(1 for p in directory.iterdir() if not p.name.startswith(TEMPORARY)) + 1
+            while True:
+                path = directory / f"{number:04d}-{stem}.txt"
+                try:
+                    os.link(temporary, path)
+                    return path
+                except FileExistsError:
+                    number += 1
+        finally:
+            os.unlink(temporary)
 
     def resolve(self, file: str) -> Path:
         """An existing file named relative to the root."""
@@ -116,6 +164,8 @@ class WorkingFiles:
         for dirpath, dirnames, filenames in os.walk(directory):
             dirnames.sort()
             for name in sorted(filenames):
+                if name.startswith(TEMPORARY):
+                    continue
                 real = Path(os.path.realpath(os.path.join(dirpath, name)))
                 if real.is_relative_to(root) and real.is_file():
                     yield Path(dirpath) / name

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reme_mcp.episodic.schemas import WORKSPACE_PATTERN
 from reme_mcp.working.files import split_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -25,6 +26,16 @@ StoreDir = Annotated[
         max_length=256,
         description="A sub-directory of the server's working-memory directory (relative; no '..'). "
         "Omit to use the working-memory directory itself.",
+    ),
+]
+
+
+WorkingWorkspace = Annotated[
+    str | None,
+    Field(
+        pattern=WORKSPACE_PATTERN,
+        description="Whose working memory: each workspace has its own files, unreachable from any other. "
+        "Omit for the default workspace.",
     ),
 ]
 
@@ -100,6 +111,7 @@ class SummaryWorkingMemoryInput(_Input):
     )
     store_dir: StoreDir = None
     chat_id: ChatId = None
+    workspace_id: WorkingWorkspace = None
 
 
 class OffloadedFile(BaseModel):
@@ -143,6 +155,7 @@ class GrepWorkingMemoryInput(_Input):
         None, max_length=512, description="One file, as named by summary_working_memory; omit to search a whole chat."
     )
     store_dir: StoreDir = None
+    workspace_id: WorkingWorkspace = None
     regex: bool = Field(False, description="Treat pattern as a regular expression instead of plain text.")
     case_sensitive: bool = False
     context_lines: int = Field(0, ge=0, le=50, description="Lines shown before and after each match.")
@@ -181,6 +194,7 @@ class GrepWorkingMemoryOutput(BaseModel):
 
 class ReadWorkingMemoryInput(_Input):
     file: str = Field(min_length=1, max_length=512, description="A file named by summary_working_memory or grep.")
+    workspace_id: WorkingWorkspace = None
     offset: int = Field(0, ge=0, description="Lines to skip from the start (grep's line number minus one).")
     limit: int = Field(200, ge=1, le=5000, description="Lines to return.")
 

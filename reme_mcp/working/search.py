@@ -50,7 +50,7 @@ def _shown(line: str, start: int) -> str:
 
 
 def _grep(services: Services, args: GrepWorkingMemoryInput) -> GrepWorkingMemoryOutput:
-    files = services.working
+    files = services.working_files(args.workspace_id)
     pattern = _compile(args)
     if args.file:
         paths = [files.resolve(args.file)]
@@ -97,10 +97,11 @@ async def grep_working_memory(services: Services, args: GrepWorkingMemoryInput) 
 
 
 def _read(services: Services, args: ReadWorkingMemoryInput) -> ReadWorkingMemoryOutput:
-    path = services.working.resolve(args.file)
-    lines = split_lines(services.working.read(path))
+    files = services.working_files(args.workspace_id)
+    path = files.resolve(args.file)
+    lines = split_lines(files.read(path))
     return ReadWorkingMemoryOutput(
-        file=services.working.name(path), offset=args.offset, total_lines=len(lines),
+        file=files.name(path), offset=args.offset, total_lines=len(lines),
         content="".join(lines[args.offset : args.offset + args.limit]),
     )
 

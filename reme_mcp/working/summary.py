@@ -27,7 +27,7 @@ def new_chat_id() -> str:
 
 async def summary_working_memory(services: Services, args: SummaryWorkingMemoryInput) -> SummaryWorkingMemoryOutput:
     chat_id = args.chat_id or new_chat_id()
-    files = services.working
+    files = services.working_files(args.workspace_id)
     directory = files.directory(args.store_dir, chat_id)
     messages = list(args.messages)
     draft = Draft(messages, await anyio.to_thread.run_sync(token_counts, messages))
