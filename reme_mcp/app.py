@@ -19,7 +19,7 @@ import anyio
 import anyio.to_thread
 
 from reme_mcp.config import Config, load_config, secret
-from reme_mcp.errors import NotFound
+from reme_mcp.errors import NotFound, RequestTimeout
 from reme_mcp.flows import Envelope, FlowOutput, get_flow
 from reme_mcp.models.embedding import Embedder, USEMultilingualEmbedder, create_embedder
 from reme_mcp.models.llm import LLM
@@ -127,7 +127,13 @@ class ReMeApp:
         """Validate the arguments and run one flow; returns its typed output."""
         flow = get_flow(name)
         args = flow.parse(arguments)
-        return await flow.handler(await self.services(), args)
+        seconds = self.config.limits.request_timeout
+        with anyio.move_on_after(seconds):
+            return await flow.handler(await self.services(), args)
+        raise RequestTimeout(
+            f"{name} took longer than limits.request_timeout ({seconds:g} s) and was stopped. Writes it had "
+            "finished are kept (each one whole), the rest never began. Ask for less per call, or raise the limit."
+        )
 
     async def async_execute(self, name: str, **arguments: Any) -> Envelope:
         """Run a flow by name: `{answer, success, metadata}`, as HTTP returns it."""

@@ -130,10 +130,26 @@ class RetrievalConfig(_Section):
 
 
 class LimitsConfig(_Section):
-    max_text_chars: int = Field(1_000_000, ge=1)
-    max_top_k: int = Field(100, ge=1)
-    max_metadata_bytes: int = Field(65_536, ge=2)
-    max_keywords: int = Field(64, ge=0)
+    """What one call may ask of the server; each refusal names its key. README "Limits" lists them."""
+
+    max_text_chars: int = Field(1_000_000, ge=1, description="Longest memory text (remember, trained episodes).")
+    max_metadata_bytes: int = Field(65_536, ge=2, description="Largest metadata object, as JSON.")
+    max_keywords: int = Field(64, ge=0, description="Most keywords on one memory.")
+    max_results: int = Field(
+        1000, ge=1, description="Most results one call may ask for (top_k of recall and forget, limit of list "
+        "and grep); the schemas' own bounds (recall top_k <= 100) apply too."
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body the network faces accept (HTTP 413 above)."
+    )
+    max_working_file_bytes: int = Field(
+        50_000_000, ge=1, description="Largest tool result summary_working_memory offloads to one file; a larger "
+        "one is refused before anything is written."
+    )
+    request_timeout: float = Field(
+        300.0, gt=0, description="Seconds one call may run; a longer one stops at its next step with an error "
+        "(a database write in progress still commits whole or not at all)."
+    )
     max_episodes_file_bytes: int = Field(50_000_000, ge=1, description="Largest file `reme train` reads.")
 
 

@@ -28,6 +28,12 @@ class ConfigError(ReMeError):
     """A configuration key or value that cannot be used."""
 
 
+class RequestTimeout(ReMeError):
+    """A call ran past limits.request_timeout and was stopped."""
+
+    status = 504
+
+
 class StoreMismatch(ReMeError):
     """The store was written by another embedding model or a newer schema.
 

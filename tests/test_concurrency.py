@@ -79,3 +79,27 @@ def test_two_processes_creating_one_store_at_the_same_moment_both_open_it(tmp_pa
         for proc in procs:
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def test_a_recall_does_not_queue_behind_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    import anyio
+
+    from reme_mcp import ReMeApp
+
+    async def main() -> None:
+        async with ReMeApp(store_dir=str(tmp_path)) as app:
+            await app.async_execute("remember", text="The release train leaves on Thursdays.")
+            await app.async_execute("recall", query="warm up")
+            other = sqlite3.connect(tmp_path / "memory.sqlite3")
+            other.execute("BEGIN IMMEDIATE")  # a long import in another process, say
+            try:
+                started = time.monotonic()
+                found = await app.async_execute("recall", query="when does the release train leave?", top_k=1)
+                waited = time.monotonic() - started
+            finally:
+                other.rollback()
+                other.close()
+        assert found.metadata["memories"][0]["text"] == "The release train leaves on Thursdays."
+        assert waited < 5  # the recall count is skipped, not waited 60 s for
+
+    anyio.run(main)

@@ -59,6 +59,7 @@ def search(
 
     Expired memories are purged first, so none is ever returned. With `track`, each hit's recall
     count and time are updated (recall does this; internal lookups do not)."""
+    services.results(top_k, "top_k")
     now = time.time()
     if services.store.purge_expired(workspace_id, now):
         log.info("purged expired memories of workspace '%s'", workspace_id)

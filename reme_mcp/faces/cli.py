@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{exc}\nRun `reme --help` for every key.")
     if command != "serve" and not any(o.startswith("log_level=") for o in overrides):
         config.log_level = "WARNING"  # a one-off command prints its answer, not the server's chatter
+    if command != "serve":
+        config.limits.request_timeout = float("inf")  # the user's own shell: a long `reme train` is theirs to stop
     setup_logging(config)
 
     if command == "serve":

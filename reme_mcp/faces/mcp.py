@@ -184,17 +184,18 @@ async def serve(app: ReMeApp) -> None:
             async with stdio_server() as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
         return
-    await serve_gated(app, _http_app(server, config.transport), config, "mcp", f"MCP {config.transport}")
+    asgi = _http_app(server, config.transport, app.config.limits.max_request_bytes)
+    await serve_gated(app, asgi, config, "mcp", f"MCP {config.transport}")
 
 
-def _http_app(server: Server[Any], transport: str) -> Any:
+def _http_app(server: Server[Any], transport: str, max_bytes: int) -> Any:
     from mcp.server.transport_security import TransportSecuritySettings
 
     # The Gate checks Host, Origin and token for every face alike; the SDK's own check would
     # only know the loopback defaults, not the configured allow-lists.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     if transport == "streamable-http":
-        return server.streamable_http_app(transport_security=security)
+        return server.streamable_http_app(transport_security=security, max_request_body_size=max_bytes)
 
     from mcp.server.sse import SseServerTransport
     from starlette.applications import Starlette
@@ -202,7 +203,7 @@ def _http_app(server: Server[Any], transport: str) -> Any:
     from starlette.responses import Response
     from starlette.routing import Mount, Route
 
-    sse = SseServerTransport("/messages/", security_settings=security)
+    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=max_bytes)
 
     async def handle_sse(request: Request) -> Response:
         async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):

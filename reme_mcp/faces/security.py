@@ -1,4 +1,4 @@
-"""One gate in front of every network face: bearer token, Host and Origin allow-lists.
+"""One gate in front of every network face: bearer token, Host and Origin allow-lists, body size.
 
 Why each check:
 - A server on a non-loopback address is reachable by anyone on the network, so it
@@ -6,6 +6,8 @@ Why each check:
 - A loopback server is still reachable from a web page through DNS rebinding (an
   attacker's name resolving to 127.0.0.1); checking Host and Origin against the
   loopback names stops that, as the MCP specification asks of local servers.
+- A request body is bounded before anything reads it (limits.max_request_bytes), so one
+  call cannot make the server buffer gigabytes.
 The same gate wraps the HTTP API and both MCP network transports.
 """
 
@@ -45,8 +47,9 @@ def _allowed(value: str, patterns: list[str]) -> bool:
 class Gate:
     """ASGI middleware: 401 without the token, 421 for a foreign Host, 403 for a foreign Origin."""
 
-    def __init__(self, app: ASGIApp, config: NetworkConfig, face: str):
+    def __init__(self, app: ASGIApp, config: NetworkConfig, face: str, max_bytes: int = 16 * 1024 * 1024):
         self.app = app
+        self.max_bytes = max_bytes
         self.token = secret(config.auth_token, "REME_AUTH_TOKEN")
         loopback = config.host in LOOPBACK
         if not loopback and not self.token:
@@ -83,6 +86,13 @@ class Gate:
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return 401, "Missing or wrong token: send 'Authorization: Bearer <token>'."
+        # The server framing (h11) holds a body to its Content-Length, so checking the header bounds it.
+        length = headers.get("content-length")
+        if length is None and "chunked" in headers.get("transfer-encoding", ""):
+            return 411, "Send the request with a Content-Length header (chunked bodies are not accepted)."
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return 413, (f"The request body is {length} bytes; the limit is {self.max_bytes:,} "
+                         "(limits.max_request_bytes). Send less per call.")
         return None
 
 
@@ -90,7 +100,7 @@ async def serve_gated(app: ReMeApp, asgi: ASGIApp, config: NetworkConfig, face: 
     """Serve `asgi` behind the Gate with uvicorn while `app` is open; an unsafe bind fails before anything starts."""
     import uvicorn
 
-    gated = Gate(asgi, config, face)
+    gated = Gate(asgi, config, face, app.config.limits.max_request_bytes)
     async with app:
         log.info("%s on http://%s:%d", what, config.host, config.port)
         await uvicorn.Server(uvicorn.Config(gated, host=config.host, port=config.port, log_level="warning")).serve()

@@ -200,7 +200,7 @@ async def vector_store(services: Services, args: VectorStoreInput) -> VectorStor
                                           records=m.record_count))
                 return VectorStoreOutput(action=action, workspaces=[WorkspaceInfo(workspace_id=w, memories=n)
                                                                     for w, n in rows], packs=found)
-            memories = services.store.list_memories(workspace_id, args.limit, args.offset)
+            memories = services.store.list_memories(workspace_id, services.results(args.limit, "limit"), args.offset)
             return VectorStoreOutput(action=action, workspace_id=workspace_id,
                                      memories=[StoredMemory(**m.model_dump()) for m in memories])
         if action == "load":

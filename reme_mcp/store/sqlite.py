@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 4
 
 STORE_FILE = "memory.sqlite3"  # the embedded store's file under store_dir
+LOCK_WAIT_MS = 60_000  # how long a write waits for another process's write to finish
+LOCK_WAIT_BOOKKEEPING_MS = 200  # recall counts: skipped rather than waited for
 
 # One statement per string: executescript() would commit the open transaction first.
 _SCHEMA = (
@@ -228,7 +230,7 @@ class SQLiteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = encryption.connect(self.path, self.key)
-        db.execute("PRAGMA busy_timeout = 60000")
+        db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
         _retry_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA secure_delete = ON")
@@ -643,12 +645,20 @@ class SQLiteStore:
             self.db.execute("UPDATE workspaces SET retention = ? WHERE id = ?", (seconds, workspace_id))
 
     def mark_recalled(self, rowids: list[int], now: float) -> None:
-        """Count one more recall of each memory and remember when (no new rowid: caches stay valid)."""
-        with self._write():
-            self.db.executemany(
-                "UPDATE memories SET recall_count = recall_count + 1, last_recalled_at = ? WHERE rowid = ?",
-                [(now, r) for r in rowids],
-            )
+        """Count one more recall of each memory and remember when (no new rowid: caches stay valid).
+
+        Bookkeeping, not data: while another process holds the write lock (a long import or training)
+        it waits at most LOCK_WAIT_BOOKKEEPING_MS and then raises, so a recall never queues behind it."""
+        with self._lock:
+            self.db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_BOOKKEEPING_MS}")
+            try:
+                with self._write():
+                    self.db.executemany(
+                        "UPDATE memories SET recall_count = recall_count + 1, last_recalled_at = ? WHERE rowid = ?",
+                        [(now, r) for r in rowids],
+                    )
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
 
     def add_tags(self, workspace_id: str, memory_id: str, tags: list[str]) -> None:
         """Union `tags` into a stored memory's tags."""

@@ -50,6 +50,7 @@ def _shown(line: str, start: int) -> str:
 
 
 def _grep(services: Services, args: GrepWorkingMemoryInput) -> GrepWorkingMemoryOutput:
+    services.results(args.limit, "limit")
     files = services.working_files(args.workspace_id)
     pattern = _compile(args)
     if args.file:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import anyio.to_thread
 
-from reme_mcp.errors import LLMFailed, LLMUnavailable
+from reme_mcp.errors import InvalidInput, LLMFailed, LLMUnavailable
 from reme_mcp.services import Services
 from reme_mcp.working.compact import Draft, compact
 from reme_mcp.working.compress import compress
@@ -26,6 +26,13 @@ def new_chat_id() -> str:
 
 
 async def summary_working_memory(services: Services, args: SummaryWorkingMemoryInput) -> SummaryWorkingMemoryOutput:
+    ceiling = services.config.limits.max_working_file_bytes
+    largest = max((len(m.text().encode("utf-8", "surrogatepass")) for m in args.messages if m.role == "tool"), default=0)
+    if largest > ceiling:
+        raise InvalidInput(
+            f"A tool result of {largest:,} bytes is larger than limits.max_working_file_bytes ({ceiling:,}); "
+            "nothing was written. Cut it down (or raise the limit) before compacting."
+        )
     chat_id = args.chat_id or new_chat_id()
     files = services.working_files(args.workspace_id)
     directory = files.directory(args.store_dir, chat_id)
