@@ -99,7 +99,10 @@ def test_a_recall_does_not_queue_behind_another_process_holding_the_write_lock(t
             finally:
                 other.rollback()
                 other.close()
+            await app.async_execute("recall", query="release train", top_k=1)
         assert found.metadata["memories"][0]["text"] == "The release train leaves on Thursdays."
-        assert waited < 5  # the recall count is skipped, not waited 60 s for
+        assert waited < 5  # the recall count waited for the next write, not 60 s for the lock
+        with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
+            assert db.execute("SELECT recall_count FROM memories").fetchone()[0] == 3  # none was lost
 
     anyio.run(main)

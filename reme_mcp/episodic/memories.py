@@ -85,7 +85,8 @@ def search(
     ]
     if track and hits and services.config.retrieval.track_usage:
         try:
-            services.store.mark_recalled([r.rowid for r in ranked if r.rowid in found], now)
+            if not services.store.mark_recalled([r.rowid for r in ranked if r.rowid in found], now):
+                log.debug("recall counts kept for the next write: another process holds the store's write lock")
         except Exception as exc:  # bookkeeping must never cost the caller an answer
             log.warning("recall counts not updated: %s", exc)
         else:

@@ -22,6 +22,8 @@ from reme_mcp.store.base import Embedding
 
 log = logging.getLogger(__name__)
 
+SMALL_BATCH = 4  # texts encoded on one thread (a query, one remember)
+
 
 class Embedder(Protocol):
     model_id: str
@@ -49,6 +51,8 @@ class SentenceTransformerEmbedder:
         self.model_id = f"sentence-transformers/{config.model_name}"
         self._model = None
         self._lock = threading.Lock()
+        self._encoding = threading.Lock()  # torch's thread count is process-wide
+        self._threads = 1
 
     def _path(self) -> str:
         if self.config.model_name == DEFAULT_EMBEDDING_MODEL:
@@ -76,6 +80,9 @@ class SentenceTransformerEmbedder:
                     f"Use the bundled default (embedding_model.default.model_name={DEFAULT_EMBEDDING_MODEL}), "
                     "a local model directory, or embedding_model.default.backend=openai_compatible."
                 ) from None
+            import torch
+
+            self._threads = torch.get_num_threads()
             log.info("embedding model %s loaded", self.model_id)
 
     def embedding(self) -> Embedding:
@@ -84,11 +91,18 @@ class SentenceTransformerEmbedder:
         return Embedding(model_id=self.model_id, dim=self._model.get_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """A query or a single memory runs on one thread: too small to gain from more, and torch's
+        threads spin-wait for each other, so next to other busy processes (several servers, an IDE)
+        one encode stalled for up to half a second (bench/load.py). Batches use every core."""
         self.load()
         assert self._model is not None
-        vectors = self._model.encode(
-            texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
+        import torch
+
+        with self._encoding:
+            torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
+            vectors = self._model.encode(
+                texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
         return _normalise(vectors)
 
 

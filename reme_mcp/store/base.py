@@ -178,7 +178,7 @@ class MemoryStore(Protocol):
     def usage(self, rowids: list[int]) -> dict[int, tuple[float, int]]:
         """rowid -> (created_at, recall_count)."""
 
-    def mark_recalled(self, rowids: list[int], now: float) -> None: ...
+    def mark_recalled(self, rowids: list[int], now: float) -> bool: ...
 
     def purge_expired(self, workspace_id: str, now: float) -> int:
         """Delete memories past their expiry or the workspace's retention; returns how many."""

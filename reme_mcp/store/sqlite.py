@@ -222,6 +222,7 @@ class SQLiteStore:
         self.key = key
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        self._unwritten_recalls: dict[int, tuple[int, float]] = {}  # rowid -> (recalls, last time)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -321,6 +322,8 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._db is not None and self._unwritten_recalls:
+                self._write_recalls(LOCK_WAIT_MS)
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -644,21 +647,34 @@ class SQLiteStore:
             )
             self.db.execute("UPDATE workspaces SET retention = ? WHERE id = ?", (seconds, workspace_id))
 
-    def mark_recalled(self, rowids: list[int], now: float) -> None:
+    def mark_recalled(self, rowids: list[int], now: float) -> bool:
         """Count one more recall of each memory and remember when (no new rowid: caches stay valid).
 
-        Bookkeeping, not data: while another process holds the write lock (a long import or training)
-        it waits at most LOCK_WAIT_BOOKKEEPING_MS and then raises, so a recall never queues behind it."""
+        Bookkeeping, not data: while another process holds the write lock it waits at most
+        LOCK_WAIT_BOOKKEEPING_MS, so a recall never queues behind a long import or training. Counts it
+        could not write wait in this process and go with the next one; False when they are waiting."""
         with self._lock:
-            self.db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_BOOKKEEPING_MS}")
-            try:
-                with self._write():
-                    self.db.executemany(
-                        "UPDATE memories SET recall_count = recall_count + 1, last_recalled_at = ? WHERE rowid = ?",
-                        [(now, r) for r in rowids],
-                    )
-            finally:
-                self.db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
+            for rowid in rowids:
+                count, _ = self._unwritten_recalls.get(rowid, (0, now))
+                self._unwritten_recalls[rowid] = (count + 1, now)
+            return self._write_recalls(LOCK_WAIT_BOOKKEEPING_MS)
+
+    def _write_recalls(self, wait_ms: int) -> bool:
+        self.db.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        try:
+            with self._write():
+                self.db.executemany(
+                    "UPDATE memories SET recall_count = recall_count + ?, last_recalled_at = ? WHERE rowid = ?",
+                    [(count, at, rowid) for rowid, (count, at) in self._unwritten_recalls.items()],
+                )
+            self._unwritten_recalls.clear()
+            return True
+        except encryption.OperationalErrors as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
 
     def add_tags(self, workspace_id: str, memory_id: str, tags: list[str]) -> None:
         """Union `tags` into a stored memory's tags."""
