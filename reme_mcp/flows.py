@@ -4,6 +4,7 @@ are all generated from it, so a flow's name, schema and description exist exactl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -73,10 +74,65 @@ class Flow:
         """Validate raw arguments; the error names each bad field and what it needs."""
         if not isinstance(arguments, dict):
             raise InvalidInput(f"{self.name} takes a JSON object of arguments, got {type(arguments).__name__}.")
+        check_json(arguments)
         try:
             return self.input.model_validate(arguments)
         except ValidationError as exc:
             raise InvalidInput(f"Invalid arguments for {self.name}: {describe(exc)}") from None
+
+
+MAX_DEPTH = 64  # levels of objects and lists in a call's arguments; far more than any memory needs
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    shown = ".".join(str(part) for part in path[:8]) + (".…" if len(path) > 8 else "")
+    return shown.encode("utf-8", "backslashreplace").decode("utf-8") or "arguments"  # a key may be a bad one
+
+
+def check_json(arguments: dict[str, Any]) -> None:
+    """What no schema says but every face needs: text that is valid Unicode (it is stored as UTF-8 and
+    sent back as JSON), numbers that JSON can carry, and nesting that no parser has to recurse through
+    10,000 levels of. Walked without recursion, so the check itself cannot overflow the stack."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), arguments)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            _check_text(path, value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(
+                f"'{_field(path)}' is {value}, which is not a JSON number; send a finite number or null."
+            )
+        elif isinstance(value, (dict, list, tuple)):
+            if len(path) >= MAX_DEPTH:
+                raise InvalidInput(
+                    f"'{_field(path[:1])}' nests objects and lists more than {MAX_DEPTH} levels deep; flatten it."
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text((*path, key), key)
+                stack.append(((*path, key), item))
+
+
+def _check_text(path: tuple[str | int, ...], text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"'{_field(path)}' contains a lone surrogate {text[exc.start]!r} at character {exc.start}: not valid "
+            "Unicode. Send text as UTF-8; a character outside the BMP is a surrogate *pair* in JSON."
+        ) from None
+
+
+def _shown(value: Any) -> str:
+    try:
+        shown = repr(value)
+    except ValueError:  # an integer past Python's 4,300-digit limit for turning it into text
+        digits = value.bit_length() * math.log10(2) if isinstance(value, int) else 0
+        shown = f"an integer of about {digits:,.0f} digits" if digits else "a value too large to show"
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def describe(error: ValidationError) -> str:
@@ -88,9 +144,7 @@ def describe(error: ValidationError) -> str:
         elif err["type"] == "extra_forbidden":
             parts.append(f"'{field}' is not an argument of this flow")
         else:
-            shown = repr(err.get("input"))
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            parts.append(f"'{field}': {err['msg']} (got {shown})")
+            parts.append(f"'{field}': {err['msg']} (got {_shown(err.get('input'))})")
     return "; ".join(parts)
 
 

@@ -305,7 +305,7 @@ async def test_odd_but_valid_input_gets_an_answer_or_a_clear_error(tmp_path: Pat
     call = {"id": "call: 1", "type": "function", "function": {"name": "shot", "arguments": {"url": "x"}}}
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     messages = [
-        {"role": "user", "content": "look \ud800 here"},  # a lone surrogate is valid JSON
+        {"role": "user", "content": "look \U0001f600 here"},  # outside the BMP: a surrogate pair in JSON
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call: 1", "content": [{"type": "text", "text": "line\r\n" * 3000}, image]},
         {"role": "tool", "tool_call_id": "call: 1", "content": "small"},
@@ -326,6 +326,10 @@ async def test_odd_but_valid_input_gets_an_answer_or_a_clear_error(tmp_path: Pat
             await app.async_execute("grep_working_memory", pattern="(?V1)a", regex=True)
         with pytest.raises(InvalidInput, match="is not allowed"):
             await app.async_execute("summary_working_memory", messages=messages, store_dir="abc\n")
+        # A lone surrogate is valid JSON syntax but no text: it could be neither written as UTF-8 nor sent back
+        lone = [{**messages[0], "content": "look \ud800 here"}, *messages[1:]]
+        with pytest.raises(InvalidInput, match="'messages.0.content' contains a lone surrogate"):
+            await app.async_execute("summary_working_memory", messages=lone)
 
 
 def test_json_is_found_in_the_ways_models_answer() -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from reme_mcp.episodic.schemas import Keywords, MemoryText, WorkspaceId, _Input
+from reme_mcp.lifecycle.when import Instant
 
 
 class Episode(_Input):
@@ -19,7 +19,7 @@ class Episode(_Input):
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
         description="Your id for the episode (recall shows it); omitted: a digest of text and keywords.",
     )
-    time: datetime | None = Field(None, description="When it happened (ISO 8601); omitted: now.")
+    time: Instant | None = Field(None, description="When it happened (ISO 8601); omitted: now.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from reme_mcp.episodic.schemas import StoredMemory, WorkspaceId, _split_keywords
+from reme_mcp.episodic.schemas import QUERY_CHARS, StoredMemory, WorkspaceId, _split_keywords
+from reme_mcp.lifecycle.when import Instant
 from reme_mcp.store.base import Memory
 from reme_mcp.working.schemas import Message
 
@@ -58,7 +58,9 @@ class RetrieveInput(_Input):
     """retrieve_task_memory and retrieve_personal_memory."""
 
     workspace_id: WorkspaceId = None
-    query: str = Field(min_length=1, description="The new task, or what to know about the user.")
+    query: str = Field(
+        min_length=1, max_length=QUERY_CHARS, description="The new task, or what to know about the user."
+    )
     top_k: int = Field(5, ge=1, le=100)
 
 
@@ -70,9 +72,13 @@ class ToolCallResult(BaseModel):
     input: dict[str, Any] | str | None = None
     output: str = ""
     success: bool = True
-    time_cost: float | None = Field(None, ge=0, description="Seconds the call took.")
-    token_cost: int | None = Field(None, ge=0, description="Tokens of input and output; counted when omitted.")
-    create_time: datetime | None = None
+    # Bounded: the tool's statistics add them up as floats, and a sum that overflows (10**400 tokens, two
+    # calls of 1e308 s) would break every later lookup of the tool.
+    time_cost: float | None = Field(None, ge=0, le=10**9, description="Seconds the call took.")
+    token_cost: int | None = Field(
+        None, ge=0, le=10**15, description="Tokens of input and output; counted when omitted."
+    )
+    create_time: Instant | None = None
 
 
 class AddToolCallResultInput(_Input):

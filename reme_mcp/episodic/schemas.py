@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from reme_mcp.lifecycle.when import Duration, When
+from reme_mcp.lifecycle.when import Duration, Instant, When
 from reme_mcp.store.base import MemoryType
 
 WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -47,9 +47,9 @@ Keywords = Annotated[
 def _split_tags(value: Any) -> Any:
     """Tags are compared case-insensitively, so they are kept lower-case; a tag repeated counts once."""
     value = _split_keywords(value)
-    if isinstance(value, list):
-        return list(dict.fromkeys(t.lower() if isinstance(t, str) else t for t in value))
-    return value
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return list(dict.fromkeys(t.lower() for t in value))
+    return value  # not a list of strings: validation names the bad item
 
 
 Tags = Annotated[
@@ -94,7 +94,7 @@ class RememberInput(_Input):
     )
     tags: Tags
     ttl: Duration = None
-    expires_at: datetime | None = Field(
+    expires_at: Instant | None = Field(
         None, description="When to forget it (ISO 8601); after that recall never returns it. Or give ttl."
     )
 
@@ -118,8 +118,14 @@ class Filters(_Input):
     before: When = Field(None, description="Only memories written before this time (ISO 8601, or 7d, 12h...).")
 
 
+QUERY_CHARS = 10_000  # a question or a passage; a longer one only slows the word index (every word is a term)
+
+
 class RecallInput(Filters):
-    query: str = Field(min_length=1, description="What to look for, in plain words: a question, a phrase, a name.")
+    query: str = Field(
+        min_length=1, max_length=QUERY_CHARS,
+        description="What to look for, in plain words: a question, a phrase, a name.",
+    )
     top_k: int = Field(3, ge=1, le=100, description="How many memories to return, best first.")
     workspace_id: WorkspaceId = None
 

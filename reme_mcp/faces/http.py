@@ -21,7 +21,7 @@ from reme_mcp import __version__
 from reme_mcp.app import ReMeApp
 from reme_mcp.errors import ReMeError
 from reme_mcp.faces.security import serve_gated
-from reme_mcp.flows import FLOWS, Envelope
+from reme_mcp.flows import FLOWS, MAX_DEPTH, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,19 @@ def build_http_app(app: ReMeApp) -> Starlette:
         try:
             body = await request.body()
             arguments = json.loads(body) if body.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            return _envelope(f"The request body nests deeper than the server parses; keep arguments within "
+                             f"{MAX_DEPTH} levels.", False, {}, 400)
+        except ValueError as exc:  # bad JSON, bad UTF-8, or an integer of more than 4,300 digits
             return _envelope(f"The request body is not valid JSON: {exc}", False, {}, 400)
         try:
             output = await app.run(name, arguments)
+            return _envelope(output.render(), True, output.model_dump(mode="json"), 200)
         except ReMeError as exc:
             return _envelope(str(exc), False, {}, exc.status)
         except Exception:
             log.exception("flow %s failed", name)
             return _envelope(f"Internal error in {name}; the server log has the details.", False, {}, 500)
-        return _envelope(output.render(), True, output.model_dump(mode="json"), 200)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__, "flows": list(FLOWS)})

@@ -182,7 +182,10 @@ async def serve(app: ReMeApp) -> None:
             from mcp.server.stdio import stdio_server
 
             async with stdio_server() as (read_stream, write_stream):
-                await server.run(read_stream, write_stream, server.create_initialization_options())
+                from reme_mcp.faces.stdio import AnswerUnreadable
+
+                answering = AnswerUnreadable(read_stream, write_stream)
+                await server.run(answering, write_stream, server.create_initialization_options())
         return
     asgi = _http_app(server, config.transport, app.config.limits.max_request_bytes)
     await serve_gated(app, asgi, config, "mcp", f"MCP {config.transport}")

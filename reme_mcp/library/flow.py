@@ -46,7 +46,7 @@ class VectorStoreInput(_Input):
     )
     memory_ids: list[str] = Field(default_factory=list, max_length=10_000, description="delete_ids: the ids.")
     limit: int = Field(50, ge=1, le=1000, description="list: memories per page.")
-    offset: int = Field(0, ge=0, description="list: memories to skip.")
+    offset: int = Field(0, ge=0, le=10**12, description="list: memories to skip.")
     retention: str | None = Field(
         None, max_length=32, description=f"retention: {DURATION_HELP}; memories older than that (and without an "
         "expiry of their own) are forgotten. 'none' keeps them forever.",
@@ -176,6 +176,14 @@ def import_text(services: Services, raw: str, name: str, workspace_id: str, prog
     return kind, added
 
 
+def library_packs(services: Services) -> dict[str, Path]:
+    """The packs a flow may load by name: the shipped ones and the user library's, less any that a link
+    leads out of the library (over MCP and HTTP nothing outside it is read)."""
+    roots = (packs.SHIPPED.resolve(), user_library(services).resolve())
+    found = packs.pack_dirs(user_library(services))
+    return {name: folder for name, folder in found.items() if folder.resolve().parent in roots}
+
+
 def _sandboxed(services: Services, name: str) -> Path:
     # the schema already limits `name` to [a-z0-9._-]; resolve() guards against a symlinked library
     root = user_library(services).resolve()
@@ -194,7 +202,7 @@ async def vector_store(services: Services, args: VectorStoreInput) -> VectorStor
             if args.workspace_id is None:
                 rows = services.store.list_workspaces()
                 found = []
-                for folder in packs.pack_dirs(user_library(services)).values():
+                for folder in library_packs(services).values():
                     m = packs.read_manifest(folder)
                     found.append(PackInfo(name=m.name, version=m.version, description=m.description,
                                           records=m.record_count))
@@ -207,9 +215,9 @@ async def vector_store(services: Services, args: VectorStoreInput) -> VectorStor
             if bool(args.pack) == bool(args.path):
                 raise InvalidInput("load takes pack=NAME (see action=list) or path=FOLDER, one of them.")
             if args.pack:
-                folder = packs.pack_dirs(user_library(services)).get(args.pack)
+                folder = library_packs(services).get(args.pack)
                 if folder is None:
-                    known = ", ".join(packs.pack_dirs(user_library(services))) or "none"
+                    known = ", ".join(library_packs(services)) or "none"
                     raise NotFound(f"No pack named '{args.pack}'. Packs: {known}.")
             else:
                 folder = _sandboxed(services, args.path or "")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from reme_mcp.episodic.schemas import PREVIEW_CHARS, Filters, WorkspaceId
+from reme_mcp.episodic.schemas import PREVIEW_CHARS, QUERY_CHARS, Filters, WorkspaceId
 from reme_mcp.store.base import Memory, MemoryType
 
 SHOWN = 20  # matches listed in an answer; structuredContent has them all
@@ -17,7 +17,9 @@ class ForgetInput(Filters):
     memory_id: str | None = Field(
         None, min_length=1, max_length=128, description="Forget this one memory (the id remember or recall gave)."
     )
-    query: str | None = Field(None, min_length=1, description="Forget what recall returns for this query (top_k).")
+    query: str | None = Field(
+        None, min_length=1, max_length=QUERY_CHARS, description="Forget what recall returns for this query (top_k)."
+    )
     top_k: int = Field(10, ge=1, le=1000, description="How many of the query's best matches to forget.")
     about: str | None = Field(
         None, min_length=2, max_length=200,

@@ -61,6 +61,19 @@ def utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _storable(value: datetime) -> datetime:
+    # The store keeps POSIX seconds and reads them back as UTC: 9999-12-31T23:00-05:00 is in year 10000 there,
+    # and once stored would break every read of its workspace.
+    try:
+        datetime.fromtimestamp(utc(value).timestamp(), tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        raise ValueError(f"{value.isoformat()} is out of range: give a time from year 1 to 9999 in UTC") from None
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_storable)]
+
+
 def _check_instant(value: str) -> str:
     parse_instant(value, datetime.now(timezone.utc))  # refuse a bad time when the call is validated
     return value
@@ -77,9 +90,18 @@ When = Annotated[
     Field(description="ISO 8601 (2026-05-01, 2026-05-01T09:30Z), today, yesterday, or relative: 7d, 12h (ago)."),
 ]
 
+
+def _number_as_text(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int) and value.bit_length() > 64:  # str() of a 5,000-digit number is refused anyway
+        raise ValueError(f"{value.bit_length() * 0.30103:,.0f}-digit seconds: a duration must be under 1000 years")
+    return str(value)
+
+
 Duration = Annotated[
     str | None,
-    BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v),
+    BeforeValidator(_number_as_text),
     AfterValidator(lambda v: v if v is None else _check_duration(v)),
     Field(description=f"How long to keep it: {DURATION_HELP}."),
 ]

@@ -91,8 +91,7 @@ class WorkingFiles:
         """How an agent asks for the file `name` again (read/grep arguments)."""
         return f'workspace_id="{self.workspace_id}", file="{name}"' if self.workspace_id else f'file="{name}"'
 
-    def _real_root(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def _real_root(self) -> Path:  # not created here: a read or a refused call leaves no folder behind
         real = Path(os.path.realpath(self.root))
         if self.workspace_id and real != Path(os.path.realpath(self.root.parent)) / self.workspace_id:
             raise InvalidInput(

@@ -57,7 +57,7 @@ def _grep(services: Services, args: GrepWorkingMemoryInput) -> GrepWorkingMemory
         paths = [files.resolve(args.file)]
     else:
         directory = files.directory(args.store_dir, args.chat_id)
-        if not directory.is_dir():
+        if not directory.is_dir() and (args.chat_id or args.store_dir):
             where = f"chat {args.chat_id!r}" if args.chat_id else "this store_dir"
             raise NotFound(f"No offloaded files for {where}; use the chat_id summary_working_memory returned.")
         paths = list(files.files(directory))

@@ -17,6 +17,7 @@ from reme_mcp.errors import InvalidInput, LLMFailed, LLMUnavailable
 from reme_mcp.services import Services
 from reme_mcp.working.compact import Draft, compact
 from reme_mcp.working.compress import compress
+from reme_mcp.working.files import file_stem
 from reme_mcp.working.messages import token_counts
 from reme_mcp.working.schemas import SummaryWorkingMemoryInput, SummaryWorkingMemoryOutput
 
@@ -33,6 +34,9 @@ async def summary_working_memory(services: Services, args: SummaryWorkingMemoryI
             f"A tool result of {largest:,} bytes is larger than limits.max_working_file_bytes ({ceiling:,}); "
             "nothing was written. Cut it down (or raise the limit) before compacting."
         )
+    for message in args.messages:  # every file name is checked before the first file is written
+        if message.role == "tool":
+            file_stem(message.tool_call_id or "result")
     chat_id = args.chat_id or new_chat_id()
     files = services.working_files(args.workspace_id)
     directory = files.directory(args.store_dir, chat_id)
