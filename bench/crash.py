@@ -51,7 +51,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import STORE_FILE, HttpClient, Server, check_store, percentile, read_log, vectors_match  # noqa: E402
+from harness import STORE_FILE, HttpClient, Server, check_store, percentile, read_log, vectors_match, verdict  # noqa: E402
 
 from reme_mcp.store.sqlite import SQLiteStore  # noqa: E402
 
@@ -415,11 +415,7 @@ def report(result: CrashResult) -> str:
         lines += [f"  {w}" for w in result.warnings[:20]]
     else:
         lines.append("server warnings: none (no index was rebuilt on open)")
-    if result.problems:
-        lines.append(f"FAILED: {len(result.problems)} problems")
-        lines += [f"  {p}" for p in result.problems[:50]]
-    else:
-        lines.append("OK: every check passed after every kill")
+    lines += verdict(result.problems, "every check passed after every kill")
     return "\n".join(lines)
 
 

@@ -331,3 +331,10 @@ def read_log(name: str, text: str) -> LogFindings:
         elif " warning " in lowered:
             found.warnings.append(f"{name}: {line}")
     return found
+
+
+def verdict(problems: list[str], passed: str) -> list[str]:
+    """The last lines of a bench report: every problem (the first 50), or what passed."""
+    if not problems:
+        return [f"OK: {passed}"]
+    return [f"FAILED: {len(problems)} problems", *[f"  {p}" for p in problems[:50]]]

@@ -47,6 +47,7 @@ from harness import (  # noqa: E402
     percentile,
     read_log,
     vectors_match,
+    verdict,
 )
 
 OPS = ("remember", "recall", "forget")
@@ -353,11 +354,7 @@ def report(result: LoadResult) -> str:
     if result.warnings:
         lines.append(f"other server warnings: {len(result.warnings)}")
         lines += [f"  {w}" for w in result.warnings[:10]]
-    if result.problems:
-        lines.append(f"FAILED: {len(result.problems)} problems")
-        lines += [f"  {p}" for p in result.problems[:50]]
-    else:
-        lines.append("OK: every check passed")
+    lines += verdict(result.problems, "every check passed")
     return "\n".join(lines)
 
 
