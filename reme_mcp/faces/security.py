@@ -47,7 +47,7 @@ def _allowed(value: str, patterns: list[str]) -> bool:
 class Gate:
     """ASGI middleware: 401 without the token, 421 for a foreign Host, 403 for a foreign Origin."""
 
-    def __init__(self, app: ASGIApp, config: NetworkConfig, face: str, max_bytes: int = 16 * 1024 * 1024):
+    def __init__(self, app: ASGIApp, config: NetworkConfig, face: str, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
         self.token = secret(config.auth_token, "REME_AUTH_TOKEN")

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from reme_mcp.errors import InvalidInput, NotFound, StoreCorrupt
 from reme_mcp.privacy import encryption
-from reme_mcp.store.sqlite import STORE_FILE
+from reme_mcp.store.sqlite import LOCK_WAIT_MS, STORE_FILE
 from reme_mcp.working.files import DIRECTORY, TEMPORARY
 
 # Folders of plain files beside the database that belong to the store (working memory, dumped packs).
@@ -83,7 +83,7 @@ def backup(store_dir: Path, target: Path, key: str | None) -> BackupReport:
     copy_path = target / STORE_FILE
     source = encryption.connect(str(database), key)
     try:
-        source.execute("PRAGMA busy_timeout = 60000")
+        source.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a wrong key fails here, clearly
         copy = encryption.connect(str(copy_path), key)
         try:

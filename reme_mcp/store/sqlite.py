@@ -259,8 +259,8 @@ class SQLiteStore:
                     f"The store at {self.path} has schema version {version}, newer than this reme-mcp "
                     f"understands ({SCHEMA_VERSION}). Upgrade reme-mcp (pip install -U reme-mcp)."
                 )
-        for repaired in self._repair_indexes(thorough=False):
-            log.warning("store %s: %s", self.path, repaired)
+            for repaired in self._repair_indexes(thorough=False):
+                log.warning("store %s: %s", self.path, repaired)
         stored = self._meta("embedding_model")
         if model_id is not None and stored is not None and stored != model_id:
             workspaces = ", ".join(f"{w} ({n})" for w, n in self.list_workspaces()) or "none"
@@ -284,21 +284,23 @@ class SQLiteStore:
                 f"The store file {self.path} is damaged ({'; '.join(problems[:3])}). Restore it from a copy made "
                 "with `reme backup`."
             )
-        return self._repair_indexes(thorough=True), self.torn_vectors()
+        with self._write():
+            repaired = self._repair_indexes(thorough=True)
+        return repaired, self.torn_vectors()
 
     def _repair_indexes(self, thorough: bool) -> list[str]:
+        """Rebuild what disagrees with the rows, inside the caller's write transaction; returns what it did."""
         repaired = []
-        with self._write():
-            if not self._lexical_index_agrees(thorough):
-                self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
-                repaired.append("the lexical (FTS5) index did not match the memories; rebuilt it from them")
-            dropped = self.db.execute(
-                "DELETE FROM cell_keys WHERE memory_rowid NOT IN (SELECT rowid FROM memories) "
-                "OR length(keys) != 4 * count * dim"
-            ).rowcount
-            if dropped:
-                repaired.append(f"dropped {dropped} trained cell key set(s) with no memory or a torn size; "
-                                "their memories are still found by their own vectors")
+        if not self._lexical_index_agrees(thorough):
+            self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+            repaired.append("the lexical (FTS5) index did not match the memories; rebuilt it from them")
+        dropped = self.db.execute(
+            "DELETE FROM cell_keys WHERE memory_rowid NOT IN (SELECT rowid FROM memories) "
+            "OR length(keys) != 4 * count * dim"
+        ).rowcount
+        if dropped:
+            repaired.append(f"dropped {dropped} trained cell key set(s) with no memory or a torn size; "
+                            "their memories are still found by their own vectors")
         return repaired
 
     def _lexical_index_agrees(self, thorough: bool) -> bool:
