@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reme_mcp.retrieval.adapter import Adapter
-from reme_mcp.store.base import MEMORY_TYPES, MemoryStore
+from reme_mcp.store.base import MEMORY_TYPES, MemoryStore, SearchesVectors, VectorSpace
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class KeySpace:
         return {int(r): float(scores[s]) for r, s in zip(wanted[present], slots[present])}
 
 
-def load_cells(store: MemoryStore, plain: KeySpace, workspace_id: str, model_id: str, force: bool = False) -> KeySpace | None:
+def load_cells(store: MemoryStore, plain: VectorSpace, workspace_id: str, model_id: str, force: bool = False) -> KeySpace | None:
     """The workspace's trained cells when they are switched on (or, with `force`, whenever they exist);
     `plain` is its memory-vector space, for the rowids and kinds."""
     model = store.cell_model(workspace_id)
@@ -104,17 +104,21 @@ class DenseIndex:
     def __init__(self, store: MemoryStore, cells_model_id: str):
         self.store = store
         self.cells_model_id = cells_model_id
-        self._cache: dict[str, tuple[tuple[float, ...], KeySpace, KeySpace | None]] = {}
+        self._cache: dict[str, tuple[tuple[float, ...], VectorSpace, KeySpace | None]] = {}
         self._lock = threading.Lock()
 
-    def spaces(self, workspace_id: str) -> tuple[KeySpace, KeySpace | None]:
+    def spaces(self, workspace_id: str) -> tuple[VectorSpace, KeySpace | None]:
         """(memory vectors, trained cells or None when they are off) of a workspace."""
         fingerprint = self.store.fingerprint(workspace_id)
         with self._lock:
             cached = self._cache.get(workspace_id)
             if cached is not None and cached[0] == fingerprint:
                 return cached[1], cached[2]
-        plain = KeySpace.plain(*self.store.vectors(workspace_id))
+        plain: VectorSpace
+        if isinstance(self.store, SearchesVectors):  # the database searches its own vectors
+            plain = self.store.vector_space(workspace_id)
+        else:
+            plain = KeySpace.plain(*self.store.vectors(workspace_id))
         cells = load_cells(self.store, plain, workspace_id, self.cells_model_id)
         with self._lock:
             self._cache[workspace_id] = (fingerprint, plain, cells)

@@ -23,7 +23,7 @@ from reme_mcp.retrieval import recency
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.fusion import rrf
 from reme_mcp.retrieval.lexical import match_expression
-from reme_mcp.store.base import MemoryStore, Scope
+from reme_mcp.store.base import MemoryStore, Scope, VectorSpace
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -54,7 +54,7 @@ def latin_share(text: str) -> float:
 
 def search(
     store: MemoryStore,
-    plain: KeySpace,
+    plain: VectorSpace,
     cells: KeySpace | None,
     workspace_id: str,
     query: Query,
@@ -82,7 +82,7 @@ def search(
 
 def fuse(
     lexical: list[tuple[int, float]],
-    plain: KeySpace,
+    plain: VectorSpace,
     cells: KeySpace | None,
     query: Query,
     top_k: int,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -88,6 +89,38 @@ def content_id(text: str, keywords: list[str]) -> str:
     """
     digest = hashlib.sha256(json.dumps([text, keywords], ensure_ascii=False).encode("utf-8")).hexdigest()
     return digest[:16]
+
+
+class VectorSpace(Protocol):
+    """Nearest-neighbour search over one workspace's memory vectors (cosine; vectors are unit length).
+
+    `KeySpace` (reme_mcp/retrieval/dense.py) is the in-process one; a database that searches its own
+    vectors (pgvector) hands out one that asks it.
+    """
+
+    @property
+    def rowids(self) -> np.ndarray:
+        """Rowid of every memory with a vector, ascending (int64)."""
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """Memory type of each of `rowids`, '' when not active (object array)."""
+
+    def search(
+        self, vector: np.ndarray, limit: int, types: Sequence[str] | None = None, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """(rowid, cosine) best first over active memories of `types` (all when None), only rowids in
+        `allowed` when given."""
+
+    def similarities(self, vector: np.ndarray, rowids: list[int]) -> dict[int, float]:
+        """Cosine of the query with each of `rowids` that has a vector."""
+
+
+@runtime_checkable
+class SearchesVectors(Protocol):
+    """A store that searches its own vectors (pgvector): recall asks it rather than loading them into the process."""
+
+    def vector_space(self, workspace_id: str) -> VectorSpace: ...
 
 
 class MemoryStore(Protocol):
