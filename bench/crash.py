@@ -16,8 +16,10 @@ crashed store itself), checked raw by bench/harness.py:
     each memory's unique token finds its row (and no forgotten one);
   - every row's text_sha256 is its text's SHA-256 (nothing half-written is visible);
   - vectors are 4 * embedding_dim bytes and equal a fresh embedding of their text (the real model);
-    cell keys belong to a memory of the same workspace and are 4 * count * dim bytes; there is no ANN
-    index in the store yet, so none is checked;
+    cell keys belong to a memory of the same workspace and are 4 * count * dim bytes; the per-workspace
+    counters agree with the rows; the servers run with `retrieval.ann_threshold` lowered to ANN_THRESHOLD,
+    so HNSW indexes are built, saved and reloaded across the kills: each saved one loads, and every vector
+    in it of a memory still present is the store's;
   - every acknowledged write (and every in-flight write seen landed after an earlier crash) is there with
     its exact text, every acknowledged forget is absent, nothing else is there, and the episodes of one
     train_memory landed all or none (one transaction).
@@ -53,9 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import STORE_FILE, HttpClient, Server, check_store, percentile, read_log, vectors_match, verdict  # noqa: E402
 
+from reme_mcp.retrieval import ann  # noqa: E402
 from reme_mcp.store.sqlite import SQLiteStore  # noqa: E402
 
 WORKSPACES = ("crash-0", "crash-1")
+ANN_THRESHOLD = 40  # workspaces pass it within a few rounds, so the kills also land on HNSW builds and saves
 CELLS = "crash-cells"
 TOP_K = 5
 WORDS = (
@@ -93,6 +97,7 @@ class CrashResult:
     problems: list[str]
     warnings: list[str]
     final_rows: int
+    ann_vectors: int
     prespawn: bool
 
     @property
@@ -246,6 +251,8 @@ def copy_store(store: Path, to: Path) -> Path:
         source = store / f"{STORE_FILE}{suffix}"
         if source.exists():
             shutil.copyfile(source, to / source.name)
+    if (store / ann.DIRECTORY).is_dir():  # the HNSW indexes saved so far (the workspaces pass ANN_THRESHOLD)
+        shutil.copytree(store / ann.DIRECTORY, to / ann.DIRECTORY, dirs_exist_ok=True)
     return to / STORE_FILE
 
 
@@ -325,7 +332,7 @@ async def crash_rounds(directory: Path, rounds: int, seed: int, writers: int, ba
     spawned: list[Server] = []
 
     def spawn(r: int) -> Server:
-        spawned.append(Server(store, "http", logs, f"round-{r}"))
+        spawned.append(Server(store, "http", logs, f"round-{r}", f"retrieval.ann_threshold={ANN_THRESHOLD}"))
         return spawned[-1]
 
     server = spawn(0)
@@ -369,7 +376,8 @@ async def crash_rounds(directory: Path, rounds: int, seed: int, writers: int, ba
             each.kill()
     final = check_store(store / STORE_FILE, ledger.present, ledger.forgotten, ledger.tokens, [*WORKSPACES, CELLS])
     problems += [f"final store: {p}" for p in final.problems]
-    return CrashResult(rounds=results, problems=problems, warnings=warnings, final_rows=final.rows, prespawn=prespawn)
+    return CrashResult(rounds=results, problems=problems, warnings=warnings, final_rows=final.rows, ann_vectors=final.ann_vectors,
+                       prespawn=prespawn)
 
 
 def run(directory: Path, rounds: int = 50, seed: int = 0, writers: int = 3, batch: int = 24, prespawn: bool = True,
@@ -408,7 +416,7 @@ def report(result: CrashResult) -> str:
         f"SQLiteStore.open of the crashed file: p50 {percentile(crashed, 50):.1f} ms, p95 {percentile(crashed, 95):.1f}"
         f" ms | baseline, same file after a clean close: p50 {percentile(clean, 50):.1f} ms, p95 "
         f"{percentile(clean, 95):.1f} ms | ratio p50 {percentile(crashed, 50) / percentile(clean, 50):.2f}",
-        f"memories in the store at the end: {result.final_rows}",
+        f"memories in the store at the end: {result.final_rows}; vectors in saved HNSW indexes: {result.ann_vectors}",
     ]
     if result.warnings:
         lines.append(f"server warnings: {len(result.warnings)}")

@@ -176,6 +176,7 @@ class StoreCheck:
 
     rows: int = 0
     cell_keys: int = 0
+    ann_vectors: int = 0
     problems: list[str] = field(default_factory=list)
     texts: dict[tuple[str, str], str] = field(default_factory=dict)  # (workspace, id) -> text
     seconds: float = 0.0
@@ -206,7 +207,10 @@ def check_store(
     - rows: every checksum (text_sha256) is the text's; every `present` memory is there with exactly that
       text; no `absent` one is; with `workspaces`, nothing else is in them except texts in `allowed_extra`
       (writes in flight when a server died, which may or may not have landed).
-    There is no ANN index in the store yet, so there is none to check.
+    - counters: each workspace's memory_count and last_rowid (schema 5) agree with its rows;
+    - ANN indexes (`<store_dir>/ann/*.faiss`): each loads, its ids ascending, none above the last rowid the
+      store issued, its size as its sidecar says, and every vector of a memory still present equals the
+      store's (the index is a cache: a missing memory is fine, a wrong one is not).
     """
     started = time.monotonic()
     check = StoreCheck()
@@ -274,6 +278,14 @@ def check_store(
         ).fetchone()[0]
         if mismatched:
             check.fail(f"cells: {mismatched} cell_keys rows name another workspace than their memory")
+        off = db.execute(
+            "SELECT w.id, w.memory_count, count(m.rowid), w.last_rowid, coalesce(max(m.rowid), 0) FROM workspaces w "
+            "LEFT JOIN memories m ON m.workspace_id = w.id GROUP BY w.id "
+            "HAVING w.memory_count != count(m.rowid) OR w.last_rowid < coalesce(max(m.rowid), 0)"
+        ).fetchall()
+        for ws, counted, actual, last, top in off[:10]:
+            check.fail(f"counters: workspace {ws} says {counted} memories / last rowid {last}, rows say {actual} / {top}")
+        check_ann(db, path.parent / "ann", check)
         check.cell_keys = db.execute("SELECT count(*) FROM cell_keys").fetchone()[0]
         dims = db.execute("SELECT DISTINCT dim FROM cell_keys").fetchall()
         if len(dims) > 1:
@@ -282,6 +294,33 @@ def check_store(
         db.close()
     check.seconds = time.monotonic() - started
     return check
+
+
+def check_ann(db: sqlite3.Connection, directory: Path, check: StoreCheck) -> None:
+    """Every saved HNSW index against the rows (see check_store)."""
+    if not directory.is_dir():
+        return
+    import faiss
+
+    issued = (db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'memories'").fetchone() or (0,))[0]
+    for path in sorted(directory.glob("*.faiss")):
+        try:
+            index = faiss.read_index(str(path))
+            meta = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, RuntimeError, ValueError) as exc:
+            check.fail(f"ann: {path.name} does not load: {exc}")
+            continue
+        ids = faiss.vector_to_array(index.id_map)
+        check.ann_vectors += len(ids)
+        if meta.get("size") != len(ids):
+            check.fail(f"ann: {path.name} holds {len(ids)} vectors, its sidecar says {meta.get('size')}")
+        if len(ids) and (np.any(np.diff(ids) <= 0) or ids[-1] > issued):
+            check.fail(f"ann: {path.name} ids are not ascending or pass the last rowid issued ({issued})")
+        for rowid in ids[:: max(1, len(ids) // 200)]:
+            row = db.execute("SELECT embedding FROM memories WHERE rowid = ?", (int(rowid),)).fetchone()
+            if row is not None and not np.allclose(np.frombuffer(row[0], dtype=np.float32),
+                                                   index.reconstruct(int(rowid)), atol=1e-5):
+                check.fail(f"ann: {path.name} vector of rowid {rowid} is not the store's")
 
 
 def vectors_match(path: Path, keys: list[tuple[str, str]], embedder: Any, minimum: float = 0.999) -> list[str]:

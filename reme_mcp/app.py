@@ -24,10 +24,12 @@ from reme_mcp.flows import Envelope, FlowOutput, get_flow
 from reme_mcp.models.embedding import Embedder, USEMultilingualEmbedder, create_embedder
 from reme_mcp.models.llm import LLM
 from reme_mcp.privacy.scrub import scrub_value
+from reme_mcp.retrieval import ann
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
+from reme_mcp.store import create_store, open_store, store_location
 from reme_mcp.store.base import MemoryStore, embedding_text
-from reme_mcp.store.sqlite import STORE_FILE, SQLiteStore
+from reme_mcp.store.sqlite import STORE_FILE  # noqa: F401  (cli's `reme encrypt` finds the file name here)
 from reme_mcp.working.files import DIRECTORY, WorkingFiles, adopt_legacy
 
 log = logging.getLogger(__name__)
@@ -57,15 +59,14 @@ class ReMeApp:
 
     @property
     def store_path(self) -> str:
-        if self.config.vector_store.default.backend == "memory":
-            return ":memory:"
-        return str(self.config.store_dir / STORE_FILE)
+        """Where the store is: its SQLite file, ':memory:', or the PostgreSQL URL without its password."""
+        return store_location(self.config)
 
     @property
     def encryption_key(self) -> str | None:
         """The store file's key (privacy.encryption_key or REME_ENCRYPTION_KEY); a RAM store needs none."""
-        if self.config.vector_store.default.backend == "memory":
-            return None
+        if self.config.vector_store.default.backend in ("memory", "pgvector"):
+            return None  # pgvector: the database server encrypts at rest; a key set anyway is refused on open
         return secret(self.config.privacy.encryption_key, "REME_ENCRYPTION_KEY")
 
     def warm_up(self) -> None:
@@ -82,12 +83,11 @@ class ReMeApp:
     def _open(self) -> Services:
         with self._open_lock:
             if self._services is None:
-                store = SQLiteStore(self.store_path, self.encryption_key)
-                store.open(self.embedder.model_id)
+                store = open_store(self.config, self.embedder.model_id)
                 adopt_legacy(self.config.store_dir, self.config.default_workspace)
                 self._store = store
                 self._services = Services(
-                    self.config, store, self.embedder, DenseIndex(store, self.cell_encoder.model_id),
+                    self.config, store, self.embedder, self._dense(store),
                     cell_encoder=self.cell_encoder,
                     llm=LLM(self.config.llm.default),
                     working=WorkingFiles(
@@ -96,6 +96,12 @@ class ReMeApp:
                 )
                 log.info("store open at %s", self.store_path)
             return self._services
+
+    def _dense(self, store: MemoryStore) -> DenseIndex:
+        """Vector search; HNSW indexes of big workspaces are saved under store_dir/ann (not for a RAM store)."""
+        ann_dir = None if self.store_path == ":memory:" else self.config.store_dir / ann.DIRECTORY
+        return DenseIndex(store, self.cell_encoder.model_id, ann_dir, self.config.retrieval.ann_threshold,
+                          self.embedder.model_id)
 
     async def services(self) -> Services:
         if self._services is not None:
@@ -110,6 +116,7 @@ class ReMeApp:
         services = self._services
         if services is not None:
             await services.llm.aclose()
+            await anyio.to_thread.run_sync(services.dense.close)  # saves HNSW indexes that grew
         with self._open_lock:
             if self._store is not None:
                 self._store.close()
@@ -149,8 +156,7 @@ class ReMeApp:
         are computed first and written in one transaction: an interrupted re-embed
         leaves the store as it was.
         """
-        store = SQLiteStore(self.store_path, self.encryption_key)
-        store.open(None)
+        store = open_store(self.config, None)
         try:
             total = store.count()
             rows: list[tuple[int, Any]] = []
@@ -167,9 +173,10 @@ class ReMeApp:
     def check(self) -> list[str]:
         """`reme check`: SQLite's integrity check, then every index against the rows; rebuilds what disagrees
         and re-embeds torn vectors from their stored text. Returns what was repaired (empty: all was well)."""
-        if self.store_path != ":memory:" and not Path(self.store_path).is_file():
+        backend = self.config.vector_store.default.backend
+        if backend == "local" and not Path(self.store_path).is_file():
             raise NotFound(f"No store at {self.store_path}; check store_dir.")
-        store = SQLiteStore(self.store_path, self.encryption_key)
+        store = create_store(self.config)
         store.open(self.embedder.model_id)
         try:
             repaired, torn = store.verify()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import store_rows
 from openai_stub import OpenAIStub, Reply
 
 from reme_mcp import ReMeApp
@@ -140,9 +141,7 @@ async def test_a_contradicting_fact_supersedes_the_old_one_and_a_repeat_is_skipp
         home = await app.async_execute("retrieve_personal_memory", query="where does the user live?", top_k=5)
         texts = [m["text"] for m in home.metadata["memories"]]
         assert "The user lives in Munich." in texts and "The user lives in Berlin." not in texts
-    row = sqlite3.connect(tmp_path / "memory.sqlite3").execute(
-        "SELECT status, metadata FROM memories WHERE id = ?", (berlin["id"],)
-    ).fetchone()
+    [row] = store_rows(tmp_path, "SELECT status, metadata FROM memories WHERE id = ?", (berlin["id"],))
     assert row[0] == "superseded"  # kept, with its validity, not deleted
     assert json.loads(row[1])["superseded_by"] == meta["stored"][0]["id"]
 
@@ -249,6 +248,7 @@ async def test_without_an_llm_these_flows_say_what_to_set_and_the_rest_works(tmp
             await app.async_execute("summarize_trajectory", trajectories=[])
 
 
+@pytest.mark.embedded_only  # an old SQLite file's schema
 async def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_memories(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         stored = await app.async_execute("remember", text="Old memories survive upgrades.")
@@ -264,7 +264,7 @@ async def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_memories(tmp
     assert found.metadata["memories"][0]["id"] == stored.metadata["memory"]["id"]
     assert found.metadata["memories"][0]["memory_type"] == "episode"
     db = sqlite3.connect(tmp_path / "memory.sqlite3")
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     assert db.execute("SELECT count(*) FROM memories WHERE text_sha256 = ''").fetchone() == (0,)  # checksummed
 
 

@@ -161,8 +161,12 @@ class MemoryStore(Protocol):
     def count(self) -> int:
         """Memories in the whole store."""
 
-    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rowids, matrix, kinds) of every vector in the workspace; kind is the memory type, '' if superseded."""
+    def vectors(self, workspace_id: str, after: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rowids, matrix, kinds) of every vector in the workspace with a rowid above `after`, ascending;
+        kind is the memory type, '' if superseded."""
+
+    def last_rowid(self) -> int:
+        """The highest rowid ever given to a memory; rowids are never reused."""
 
     def replace(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> None:
         """Rewrite the memory with this id (status, metadata, text) under a new rowid."""

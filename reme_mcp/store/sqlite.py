@@ -39,9 +39,10 @@ from reme_mcp.store.base import Embedding, Memory, Scope, text_checksum
 log = logging.getLogger(__name__)
 
 # 2: memory_type and status columns, tool_calls table; 3: text checksums, trained cells;
-# 4: tags, expiry, use counts, aliases of merged memories, workspace retention.
+# 4: tags, expiry, use counts, aliases of merged memories, workspace retention;
+# 5: per-workspace counters kept by triggers, so telling a cache it is stale costs one row, not a scan.
 # An older store is upgraded in place.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 STORE_FILE = "memory.sqlite3"  # the embedded store's file under store_dir
 LOCK_WAIT_MS = 60_000  # how long a write waits for another process's write to finish
@@ -131,12 +132,41 @@ _ADDED_COLUMNS = {
         "recall_count": "INTEGER NOT NULL DEFAULT 0",
         "last_recalled_at": "REAL",
     },
-    "workspaces": {"retention": "REAL"},  # seconds a memory lives when it has no expires_at of its own
+    "workspaces": {
+        "retention": "REAL",  # seconds a memory lives when it has no expires_at of its own
+        # Kept by the triggers below: how many memories, the last rowid given to one, and a counter of
+        # changes to the trained cells. Together with the cell model's time they are the fingerprint.
+        "memory_count": "INTEGER NOT NULL DEFAULT 0",
+        "last_rowid": "INTEGER NOT NULL DEFAULT 0",
+        "cells_version": "INTEGER NOT NULL DEFAULT 0",
+    },
 }
-# Created after the columns they index exist.
+# Created after the columns they use exist.
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS memories_expiry ON memories (workspace_id, expires_at)",
     "CREATE INDEX IF NOT EXISTS memories_created ON memories (workspace_id, created_at)",
+    """CREATE TRIGGER IF NOT EXISTS memories_count_ai AFTER INSERT ON memories BEGIN
+        INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (new.workspace_id, new.created_at);
+        UPDATE workspaces SET memory_count = memory_count + 1, last_rowid = max(last_rowid, new.rowid)
+        WHERE id = new.workspace_id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS memories_count_ad AFTER DELETE ON memories BEGIN
+        UPDATE workspaces SET memory_count = memory_count - 1 WHERE id = old.workspace_id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS cell_keys_version_ai AFTER INSERT ON cell_keys BEGIN
+        UPDATE workspaces SET cells_version = cells_version + 1 WHERE id = new.workspace_id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS cell_keys_version_ad AFTER DELETE ON cell_keys BEGIN
+        UPDATE workspaces SET cells_version = cells_version + 1 WHERE id = old.workspace_id;
+    END""",
+)
+# The counters recomputed from the rows: on upgrade, and when the open-time check finds them off.
+_RECOUNT = (
+    "INSERT OR IGNORE INTO workspaces(id, created_at) "
+    "SELECT workspace_id, min(created_at) FROM memories GROUP BY workspace_id",
+    "UPDATE workspaces SET memory_count = (SELECT count(*) FROM memories m WHERE m.workspace_id = workspaces.id), "
+    "last_rowid = max(last_rowid, (SELECT coalesce(max(rowid), 0) FROM memories m WHERE m.workspace_id = workspaces.id)), "
+    "cells_version = cells_version + 1",
 )
 
 _COLUMNS = (
@@ -252,6 +282,9 @@ class SQLiteStore:
                 db.executemany(
                     "UPDATE memories SET text_sha256 = ? WHERE rowid = ?", [(text_checksum(t), r) for r, t in unsummed]
                 )
+            if version is not None and int(version) < 5:
+                for statement in _RECOUNT:
+                    db.execute(statement)
             if version is None or int(version) < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
             elif int(version) > SCHEMA_VERSION:
@@ -294,6 +327,10 @@ class SQLiteStore:
         if not self._lexical_index_agrees(thorough):
             self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
             repaired.append("the lexical (FTS5) index did not match the memories; rebuilt it from them")
+        if not self._counters_agree():
+            for statement in _RECOUNT:
+                self.db.execute(statement)
+            repaired.append("the per-workspace memory counters did not match the memories; recounted them")
         dropped = self.db.execute(
             "DELETE FROM cell_keys WHERE memory_rowid NOT IN (SELECT rowid FROM memories) "
             "OR length(keys) != 4 * count * dim"
@@ -314,6 +351,18 @@ class SQLiteStore:
         rows = self.db.execute("SELECT count(*), coalesce(sum(rowid), 0) FROM memories").fetchone()
         indexed = self.db.execute("SELECT count(*), coalesce(sum(id), 0) FROM memories_fts_docsize").fetchone()
         return rows == indexed
+
+    def _counters_agree(self) -> bool:
+        off = self.db.execute(
+            "SELECT count(*) FROM (SELECT workspace_id, count(*) AS n, max(rowid) AS last FROM memories "
+            "GROUP BY workspace_id) c LEFT JOIN workspaces w ON w.id = c.workspace_id "
+            "WHERE w.id IS NULL OR w.memory_count != c.n OR w.last_rowid < c.last"
+        ).fetchone()[0]
+        emptied = self.db.execute(
+            "SELECT count(*) FROM workspaces w WHERE memory_count != 0 "
+            "AND NOT EXISTS (SELECT 1 FROM memories m WHERE m.workspace_id = w.id)"
+        ).fetchone()[0]
+        return off == 0 and emptied == 0
 
     def torn_vectors(self) -> list[int]:
         """Rowids whose stored vector is not `embedding_dim` floats (never served: `vectors` skips them)."""
@@ -408,14 +457,21 @@ class SQLiteStore:
         return [(rowid, -rank) for rowid, rank in rows]
 
     def fingerprint(self, workspace_id: str) -> tuple[float, ...]:
+        """(memories, last rowid, cell changes, cell model time): one row, whatever the workspace's size."""
         with self._lock:
-            return self.db.execute(
-                "SELECT (SELECT count(*) FROM memories WHERE workspace_id = ?1), "
-                "(SELECT coalesce(max(rowid), 0) FROM memories WHERE workspace_id = ?1), "
-                "(SELECT count(*) FROM cell_keys WHERE workspace_id = ?1), "
-                "(SELECT coalesce(max(trained_at), 0) FROM cell_models WHERE workspace_id = ?1)",
+            row = self.db.execute(
+                "SELECT memory_count, last_rowid, cells_version, "
+                "(SELECT coalesce(max(trained_at), 0) FROM cell_models WHERE workspace_id = ?1) "
+                "FROM workspaces WHERE id = ?1",
                 (workspace_id,),
             ).fetchone()
+        return tuple(row) if row else (0, 0, 0, 0)
+
+    def last_rowid(self) -> int:
+        """The highest rowid ever given to a memory (AUTOINCREMENT's counter: deleting rows never lowers it)."""
+        with self._lock:
+            row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'memories'").fetchone()
+        return int(row[0]) if row else 0
 
     def count(self) -> int:
         with self._lock:
@@ -472,12 +528,12 @@ class SQLiteStore:
                 "SELECT rowid, tool_name, record FROM tool_calls WHERE workspace_id = ? ORDER BY rowid", (workspace_id,)
             ).fetchall()
 
-    def vectors(self, workspace_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def vectors(self, workspace_id: str, after: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._lock:
             rows = self.db.execute(
                 "SELECT rowid, embedding_dim, embedding, CASE WHEN status = 'active' THEN memory_type ELSE '' END "
-                "FROM memories WHERE workspace_id = ? ORDER BY rowid",
-                (workspace_id,),
+                "FROM memories WHERE workspace_id = ? AND rowid > ? ORDER BY rowid",
+                (workspace_id, after),
             ).fetchall()
         torn = [r[0] for r in rows if len(r[2]) != 4 * r[1]]
         if torn:  # never read a torn vector as if it were one; `reme check` re-embeds it from the text
