@@ -122,13 +122,16 @@ class KeySpace:
             found = self.ann.search(self.query(vector), k)
             if found is None:
                 return None
-            ids, sims = found
+            ids = found[0]
             at = np.minimum(np.searchsorted(self.rowids, ids), len(self.rowids) - 1)
             ok = (self.rowids[at] == ids) & keep[at]  # gone from the store, superseded or another type
             if slots is not None:
-                ok &= np.isin(at, slots, assume_unique=False)
+                ok &= np.isin(at, slots)
             if ok.sum() >= limit or len(ids) < k:
-                return [(int(r), float(s)) for r, s in zip(ids[ok][:limit], sims[ok][:limit])]
+                at = at[ok]
+                sims = self.matrix[at] @ self.query(vector)  # exact cosines, exact order
+                best = np.argsort(-sims, kind="stable")[:limit]
+                return [(int(self.rowids[at[i]]), float(sims[i])) for i in best]
             if k >= APPROXIMATE_MAX_K:
                 return None
             k *= 4
