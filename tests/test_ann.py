@@ -199,3 +199,25 @@ async def test_an_index_whose_vectors_differ_from_the_store_is_rebuilt(tmp_path:
     async with ReMeApp(f"store_dir={tmp_path}", THRESHOLD) as app:
         await ready_index(app)
     assert "differ from the store's" in caplog.text and "built" in caplog.text
+
+
+async def test_the_index_is_rebuilt_when_it_outgrows_or_outlives_what_it_was_built_from(
+    tmp_path: Path, corpus, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="reme_mcp.retrieval.ann")
+    async with ReMeApp(f"store_dir={tmp_path}", THRESHOLD) as app:
+        services = await app.services()
+        fill(services, corpus, n=1_500)
+        first = (await ready_index(app)).index
+        fill(services, corpus, n=5_000, start=1_500)  # past four times the size it was built with
+        services.dense.spaces("default")
+        index = await ready_index(app)
+        assert "grew from 1500 to 6500" in caplog.text and index.index is not first and index.index.built == 6_500
+
+        ids = [f"episode-{k}" for k in range(0, 6_500, 2)]  # half of them gone
+        services.store.delete_ids("default", ids)
+        plain, _ = services.dense.spaces("default")
+        answered = plain.search(corpus[1][9], 10)  # the old index answers while the new one is built
+        assert index.wait(120) and index.index.built == 3_250 and "are gone; rebuilding" in caplog.text
+        exact = KeySpace.plain(plain.rowids, plain.matrix, plain.kinds)
+    assert [r for r, _ in answered] == [r for r, _ in exact.search(corpus[1][9], 10)]

@@ -39,12 +39,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 M = 32  # graph degree: recall@10 >= 0.99 at 1M with ef_search 96 (bench/perf.py)
 TRAIN_SAMPLE = 50_000  # vectors the 8-bit quantiser learns each dimension's range from
+RANGE_MARGIN = 0.25  # ranges widened by this share each side: vectors added later are rarely clipped
+GROWTH_REBUILD = 4.0  # rebuild (retrain the quantiser, rebalance the graph) once this many times the built size
 EF_CONSTRUCTION = 64
 EF_SEARCH = 96
 DEAD_SHARE_REBUILD = 0.25  # rebuild when this share of the index is memories that are gone
 SAVE_EVERY = 0.02  # save again once this share of the index was added since the last save
 SAMPLE = 64  # vectors compared with the store's when a saved index is loaded
-SAME_VECTOR = 0.995  # cosine of a quantised vector with its original is above 0.9999; another vector's is not
+SAME_VECTOR = 0.95  # cosine of a quantised vector with its original (0.99+); another memory's is far lower
 DIRECTORY = "ann"
 
 
@@ -69,6 +71,7 @@ class HNSW:
         self.index = index
         self.model_id = model_id
         self.ids = _ids(index)  # rowid of every vector, ascending (they are added in rowid order)
+        self.built = len(self.ids)  # how many it was built (or loaded) with
         self._lock = threading.Lock()
 
     @classmethod
@@ -81,6 +84,7 @@ class HNSW:
             matrix = np.ascontiguousarray(rows.matrix, dtype=np.float32)
             graph = faiss.IndexHNSWSQ(matrix.shape[1], faiss.ScalarQuantizer.QT_8bit, M, faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efConstruction = EF_CONSTRUCTION
+            faiss.downcast_index(graph.storage).sq.rangestat_arg = RANGE_MARGIN
             sample = np.random.default_rng(0).choice(len(matrix), size=min(len(matrix), TRAIN_SAMPLE), replace=False)
             graph.train(matrix[np.sort(sample)])
             index = faiss.IndexIDMap2(graph)
@@ -188,15 +192,30 @@ class Ann:
 
     def prepare(self, rows: Rows) -> None:
         """Load (or build) the index in the background from `rows`, unless that is under way or done."""
+        self._start(rows, rebuild=False)
+
+    def rebuild(self, rows: Rows) -> None:
+        """Build a fresh index in the background; the current one answers until it is ready."""
+        self._start(rows, rebuild=True)
+
+    def _start(self, rows: Rows, rebuild: bool) -> None:
         with self._lock:
-            if self.index is not None or self.busy:
+            if self.busy or (self.index is not None and not rebuild):
                 return
-            self._worker = threading.Thread(target=self._prepare, args=(rows,), name="reme-ann", daemon=True)
+            self._worker = threading.Thread(target=self._prepare, args=(rows, rebuild), name="reme-ann", daemon=True)
             self._worker.start()
 
-    def _prepare(self, rows: Rows) -> None:
+    def _prepare(self, rows: Rows, rebuild: bool) -> None:
         try:
-            self._load_or_build(rows)
+            if rebuild:
+                started = time.monotonic()
+                index = HNSW.build(rows, self.model_id)
+                log.info("ANN index of %d vectors rebuilt in %.1f s", index.size, time.monotonic() - started)
+                with self._lock:
+                    self.index, self._saved_size = index, 0
+                self.save()
+            else:
+                self._load_or_build(rows)
         except Exception:  # search stays exact; the next refresh of the workspace tries again
             log.exception("ANN index for %s not built; searching exactly meanwhile", self.path or "a RAM store")
 
@@ -235,14 +254,16 @@ class Ann:
         """Bring a ready index up to the workspace's vectors: add what is new, rebuild when too much is gone."""
         self.catch_up(rowids, matrix)
         index = self.index
+        if index is not None and index.size > GROWTH_REBUILD * index.built:
+            log.info("ANN index grew from %d to %d vectors; rebuilding", index.built, index.size)
+            self.rebuild(Rows(rowids, matrix, int(rowids[-1])))
+            return
         if index is None or len(rowids) >= index.size:
             return  # nothing can be gone (a rowid is never reused)
         gone = index.size - int(np.isin(index.ids, rowids, assume_unique=True).sum())
         if gone > DEAD_SHARE_REBUILD * index.size:
             log.info("ANN index: %d of %d vectors are gone; rebuilding", gone, index.size)
-            with self._lock:
-                self.index = None
-            self.prepare(Rows(rowids, matrix, int(rowids[-1]) if len(rowids) else 0))
+            self.rebuild(Rows(rowids, matrix, int(rowids[-1]) if len(rowids) else 0))
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         index = self.index
