@@ -27,7 +27,7 @@ from reme_mcp.privacy.scrub import scrub_value
 from reme_mcp.retrieval import ann
 from reme_mcp.retrieval.dense import DenseIndex
 from reme_mcp.services import Services
-from reme_mcp.store import create_store, open_store, store_location
+from reme_mcp.store import check_config, create_store, open_store, store_location
 from reme_mcp.store.base import MemoryStore, embedding_text
 from reme_mcp.store.sqlite import STORE_FILE  # noqa: F401  (cli's `reme encrypt` finds the file name here)
 from reme_mcp.working.files import DIRECTORY, WorkingFiles, adopt_legacy
@@ -48,6 +48,7 @@ class ReMeApp:
 
     def __init__(self, *overrides: str, config: Config | None = None, **values: Any):
         self.config = config if config is not None else load_config(*overrides, **values)
+        check_config(self.config)  # a store that cannot work is refused now; nothing connects before first use
         self.embedder: Embedder = create_embedder(self.config.embedding_model.default)
         # Trained cells are keyed in a multilingual space, whatever the main model reads (cells/__init__.py).
         self.cell_encoder: Embedder = USEMultilingualEmbedder(self.config.embedding_model.default)

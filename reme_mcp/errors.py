@@ -63,3 +63,9 @@ class StoreCorrupt(ReMeError):
     """
 
     status = 500
+
+
+class StoreUnavailable(ReMeError):
+    """The database behind the store (PostgreSQL) cannot be reached or kept the request waiting too long."""
+
+    status = 503

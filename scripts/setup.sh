@@ -8,5 +8,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch first, pinned: this exact version is a CPU wheel; any other spec pulls GBs of CUDA.
 .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test,encryption]"
+# Extras: the test tools, SQLCipher (privacy.encryption_key), psycopg (vector_store.default.backend=pgvector).
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test,encryption,pgvector]"
 echo "reme-mcp is installed: $(pwd)/.venv/bin/reme" >&2

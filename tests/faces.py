@@ -5,8 +5,8 @@ would (Python: `ReMeApp.run`; MCP: the SDK's `ClientSession.call_tool` over stdi
 streamable HTTP; HTTP API: a JSON body POSTed to `/<flow>`) and says what came back:
 an answer, a clear error, or an internal error (the server's own word for a bug).
 
-`StoreState` reads everything a server keeps under its store directory, with its own
-SQLite connection, so a test can prove that a refused call changed nothing.
+`StoreState` reads everything a server keeps under its store directory (and, in the pgvector
+pass, in its database), with its own connection, so a test can prove that a refused call changed nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -28,7 +27,7 @@ import httpx2
 import mcp_types as types
 import pytest
 from anyio.from_thread import BlockingPortal
-from conftest import mcp_stdio, reme_server
+from conftest import STORE_ENV, mcp_stdio, own_store, reme_server, store_db, store_exists
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -132,23 +131,23 @@ class HttpFace(Face):
 def no_llm_and_no_hub() -> Iterator[None]:
     """The in-process app: no LLM endpoint from the developer's environment, no model download."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith(("FLOW_", "REME_"))]:
+        for name in [n for n in os.environ if n.startswith(("FLOW_", "REME_")) and n not in STORE_ENV]:
             patch.delenv(name)
         patch.setenv("HF_HUB_OFFLINE", "1")
         yield
 
 
 @contextmanager
-def python_face(portal: BlockingPortal, store_dir: Path) -> Iterator[PythonFace]:
+def python_face(portal: BlockingPortal, store_dir: Path, *overrides: str) -> Iterator[PythonFace]:
     with no_llm_and_no_hub():
-        app = ReMeApp(store_dir=str(store_dir), log_level="WARNING")
+        app = ReMeApp(*overrides, store_dir=str(store_dir), log_level="WARNING")
     with portal.wrap_async_context_manager(app):
         yield PythonFace(portal, app, store_dir)
 
 
 @contextmanager
-def stdio_face(portal: BlockingPortal, store_dir: Path) -> Iterator[McpFace]:
-    with portal.wrap_async_context_manager(mcp_stdio(store_dir, "mcp.tools=all")) as session:
+def stdio_face(portal: BlockingPortal, store_dir: Path, *overrides: str) -> Iterator[McpFace]:
+    with portal.wrap_async_context_manager(mcp_stdio(store_dir, "mcp.tools=all", *overrides)) as session:
         yield McpFace("mcp-stdio", portal, session, store_dir)
 
 
@@ -162,8 +161,8 @@ async def _streamable_http_session(port: int) -> AsyncIterator[ClientSession]:
 
 
 @contextmanager
-def streamable_http_face(portal: BlockingPortal, store_dir: Path) -> Iterator[McpFace]:
-    with reme_server(store_dir, "backend=mcp", "mcp.transport=streamable-http", "mcp.tools=all") as port:
+def streamable_http_face(portal: BlockingPortal, store_dir: Path, *overrides: str) -> Iterator[McpFace]:
+    with reme_server(store_dir, "backend=mcp", "mcp.transport=streamable-http", "mcp.tools=all", *overrides) as port:
         with portal.wrap_async_context_manager(_streamable_http_session(port)) as session:
             face = McpFace("mcp-http", portal, session, store_dir)
             face.port = port
@@ -171,8 +170,8 @@ def streamable_http_face(portal: BlockingPortal, store_dir: Path) -> Iterator[Mc
 
 
 @contextmanager
-def http_face(store_dir: Path) -> Iterator[HttpFace]:
-    with reme_server(store_dir, "backend=http") as port:
+def http_face(store_dir: Path, *overrides: str) -> Iterator[HttpFace]:
+    with reme_server(store_dir, "backend=http", *overrides) as port:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=CALL_SECONDS) as client:
             yield HttpFace(client, store_dir)
 
@@ -196,13 +195,12 @@ class StoreState:
     def read(cls, store_dir: Path) -> "StoreState":
         rows: dict[str, list[tuple]] = {}
         columns: dict[str, list[str]] = {}
-        database = store_dir / "memory.sqlite3"
-        if database.exists():
-            with _readonly(database) as db:
+        if store_exists(store_dir):
+            with store_db(store_dir) as db:
                 for table in TABLES:
                     cursor = db.execute(f"SELECT * FROM {table}")
                     columns[table] = [c[0] for c in cursor.description]
-                    rows[table] = sorted(cursor.fetchall(), key=repr)
+                    rows[table] = sorted((tuple(row) for row in cursor.fetchall()), key=repr)
         workspaces = rows.get("workspaces", [])
         retention = {}
         if workspaces:
@@ -257,15 +255,6 @@ def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
             elif path.is_dir():
                 found[relative + "/"] = "folder"
     return found
-
-
-@contextmanager
-def _readonly(database: Path) -> Iterator[sqlite3.Connection]:
-    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def short(value: Any, limit: int = 300) -> str:
@@ -343,16 +332,19 @@ def assert_still_serves(face: Face, note: str) -> None:
 
 @contextmanager
 def seeded_face(kind: str, portal: BlockingPortal, root: Path) -> Iterator[Face]:
-    """A face of `kind` (python, mcp-stdio, mcp-http, http) on a seeded store in root/store, outside beside it."""
+    """A face of `kind` (python, mcp-stdio, mcp-http, http) on a seeded store in root/store, outside beside it.
+
+    The store outlives the tests that use it (it is the module's), so it has a database of its own."""
     store = root / "store"
     store.mkdir()
-    start = {
-        "python": lambda: python_face(portal, store),
-        "mcp-stdio": lambda: stdio_face(portal, store),
-        "mcp-http": lambda: streamable_http_face(portal, store),
-        "http": lambda: http_face(store),
-    }[kind]
-    with start() as face:
-        face.outside = root / "outside"
-        seed(face)
-        yield face
+    with own_store(store) as overrides:
+        start = {
+            "python": lambda: python_face(portal, store, *overrides),
+            "mcp-stdio": lambda: stdio_face(portal, store, *overrides),
+            "mcp-http": lambda: streamable_http_face(portal, store, *overrides),
+            "http": lambda: http_face(store, *overrides),
+        }[kind]
+        with start() as face:
+            face.outside = root / "outside"
+            seed(face)
+            yield face

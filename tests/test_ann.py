@@ -24,7 +24,7 @@ from reme_mcp.retrieval import ann
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.store.base import Memory
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.embedded_only]  # the in-process index; pgvector searches its own
 
 N = 3_000
 THRESHOLD = "retrieval.ann_threshold=1000"

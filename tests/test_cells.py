@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import string
 import struct
 import subprocess
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import PGVECTOR, REME, mcp_stdio, server_env, store_db, store_rows
 
-from conftest import REME, mcp_stdio, server_env
 from reme_mcp import ReMeApp
 from reme_mcp.errors import InvalidInput, StoreMismatch
 
@@ -47,8 +46,7 @@ def reme(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 
 
 def rows(store_dir: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(store_dir / "memory.sqlite3") as db:
-        return db.execute(sql).fetchall()
+    return store_rows(store_dir, sql)
 
 
 def test_train_a_file_delete_it_restart_and_recall_by_meaning(tmp_path: Path) -> None:
@@ -141,8 +139,9 @@ async def test_a_50_kb_episode_is_exact_and_reachable_by_a_detail_deep_inside(tm
 async def test_a_changed_text_fails_its_checksum_instead_of_being_served(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         await app.async_execute("train_memory", episodes=EPISODES)
-    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
-        db.execute("DROP TRIGGER IF EXISTS memories_au")
+    with store_db(tmp_path) as db:
+        if not PGVECTOR:
+            db.execute("DROP TRIGGER IF EXISTS memories_au")
         db.execute("UPDATE memories SET text = 'tampered' WHERE id = 'beach'")
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         with pytest.raises(Exception, match="fails its checksum"):
@@ -205,7 +204,7 @@ async def test_the_cell_state_is_safetensors_with_model_and_version_and_a_newer_
     assert header["weight"]["dtype"] == "F32"  # a plain tensor: nothing executable, no pickle
     newer = json.dumps({**header, "__metadata__": {**header["__metadata__"], "format_version": "99"}}).encode()
     newer += b" " * (-len(newer) % 8)
-    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
+    with store_db(tmp_path) as db:
         db.execute("UPDATE cell_models SET state = ?", (struct.pack("<Q", len(newer)) + newer + state[8 + length :],))
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         with pytest.raises(StoreMismatch, match="format 99, newer than this reme-mcp understands"):

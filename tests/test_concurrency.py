@@ -9,7 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import server_env
+import pytest
+from conftest import PGVECTOR, server_env, store_rows
 
 WRITER = textwrap.dedent(
     """
@@ -47,12 +48,12 @@ def test_two_processes_writing_200_each_lose_nothing(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-3000:]
         assert b"locked" not in err
-    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
-        texts = {row[0] for row in db.execute("SELECT text FROM memories")}
-        fts_rows = db.execute("SELECT count(*) FROM memories_fts").fetchone()[0]
+    texts = {row[0] for row in store_rows(tmp_path, "SELECT text FROM memories")}
     expected = {f"{name} wrote note {n} about topic {n % 7}" for name in ("agent-a", "agent-b") for n in range(200)}
     assert texts == expected
-    assert fts_rows == 400
+    lexical = ("SELECT count(*) FROM memories WHERE lexemes @@ to_tsquery('english', 'note')" if PGVECTOR
+               else "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'note'")
+    assert store_rows(tmp_path, lexical) == [(400,)]  # every one of them is in the lexical index
 
 
 OPENER = textwrap.dedent(
@@ -70,6 +71,7 @@ OPENER = textwrap.dedent(
 )
 
 
+@pytest.mark.embedded_only  # the same race on PostgreSQL: tests/test_pgvector.py
 def test_two_processes_creating_one_store_at_the_same_moment_both_open_it(tmp_path: Path) -> None:
     # Before the fix this failed in about 7 of 10 rounds with "database is locked" (switching to WAL).
     for round in range(8):
@@ -81,6 +83,7 @@ def test_two_processes_creating_one_store_at_the_same_moment_both_open_it(tmp_pa
             assert proc.returncode == 0, err.decode()[-2000:]
 
 
+@pytest.mark.embedded_only  # the same on PostgreSQL: tests/test_pgvector.py
 def test_a_recall_does_not_queue_behind_another_process_holding_the_write_lock(tmp_path: Path) -> None:
     import anyio
 

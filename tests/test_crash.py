@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from reme_mcp.store.base import Embedding, Memory
 from reme_mcp.store.sqlite import SQLiteStore
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import crash  # noqa: E402
 from harness import check_store  # noqa: E402
+
+pytestmark = pytest.mark.embedded_only  # kills writers of the SQLite file and checks the file raw
 
 
 def test_fifteen_kills_during_writes_lose_nothing_acknowledged(tmp_path: Path) -> None:

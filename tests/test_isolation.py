@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import mcp_stdio, reme_server
+from conftest import mcp_stdio, reme_server, store_exists, store_rows
 from openai_stub import OpenAIStub, Reply
 from trajectories import long_trajectory
 
@@ -175,11 +175,4 @@ def test_with_a_token_set_no_route_answers_without_it(tmp_path: Path, face: tupl
                 assert SECRET not in refused.text
         allowed = httpx.get(f"http://127.0.0.1:{port}/health", headers={"Authorization": "Bearer s3cret-token"})
         assert allowed.status_code != 401
-    assert not (tmp_path / "memory.sqlite3").exists() or _memories(tmp_path) == 0
-
-
-def _memories(store: Path) -> int:
-    import sqlite3
-
-    with sqlite3.connect(store / "memory.sqlite3") as db:
-        return db.execute("SELECT count(*) FROM memories").fetchone()[0]
+    assert not store_exists(tmp_path) or store_rows(tmp_path, "SELECT count(*) FROM memories") == [(0,)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REME, mcp_stdio, server_env
+from conftest import REME, mcp_stdio, own_store, server_env
 
 from reme_mcp import ReMeApp
 from reme_mcp.errors import InvalidInput, NotFound
@@ -152,14 +152,15 @@ def test_export_delete_import_round_trip_from_the_shell(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     header = json.loads((tmp_path / "team.jsonl").read_text().splitlines()[0])
     assert header["format"] == "reme-mcp-export" and header["version"] == 1 and header["count"] == 4
-    other = f"store_dir={tmp_path / 'other'}"  # a fresh store, as after moving machines
-    imported = reme("import", str(tmp_path / "team.jsonl"), "workspace_id=team", other)
-    assert imported.returncode == 0 and "Imported 4 new memories (export format)" in imported.stdout
-    after = reme("recall", "who reviews billing changes", "--workspace_id", "team", "--json", other)
-    assert [m["id"] for m in json.loads(after.stdout)["metadata"]["memories"]] == \
-        [m["id"] for m in json.loads(before.stdout)["metadata"]["memories"]]
-    again = reme("import", str(tmp_path / "team.jsonl"), "workspace_id=team", other)
-    assert "Imported 0 new memories" in again.stdout  # importing twice adds nothing
+    with own_store(tmp_path / "other") as elsewhere:  # a fresh store, as after moving machines
+        other = (f"store_dir={tmp_path / 'other'}", *elsewhere)
+        imported = reme("import", str(tmp_path / "team.jsonl"), "workspace_id=team", *other)
+        assert imported.returncode == 0 and "Imported 4 new memories (export format)" in imported.stdout
+        after = reme("recall", "who reviews billing changes", "--workspace_id", "team", "--json", *other)
+        assert [m["id"] for m in json.loads(after.stdout)["metadata"]["memories"]] == \
+            [m["id"] for m in json.loads(before.stdout)["metadata"]["memories"]]
+        again = reme("import", str(tmp_path / "team.jsonl"), "workspace_id=team", *other)
+        assert "Imported 0 new memories" in again.stdout  # importing twice adds nothing
 
 
 def test_import_reme_task_memories_and_the_mcp_memory_graph(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import mcp_stdio
+from conftest import mcp_stdio, store_contents
 from openai_stub import OpenAIStub, Reply
 from trajectories import long_trajectory
 
@@ -262,7 +262,7 @@ X = "Zbigniew Kowalczyk"
 
 
 def store_bytes(store: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in store.glob("memory.sqlite3*"))
+    return store_contents(store)
 
 
 async def test_forget_everything_about_someone_leaves_no_trace(tmp_path: Path) -> None:

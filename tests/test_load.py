@@ -10,9 +10,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import load  # noqa: E402
+
+pytestmark = pytest.mark.embedded_only  # bench/load.py checks the SQLite file raw afterwards
 
 
 def test_four_servers_with_eight_clients_each_lose_nothing_and_never_lock(tmp_path: Path) -> None:

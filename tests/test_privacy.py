@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REME, mcp_stdio, server_env
+from conftest import REME, mcp_stdio, server_env, store_contents
 from trajectories import long_trajectory
 
 from reme_mcp import ReMeApp
@@ -24,7 +24,7 @@ SECRETS = (OPENAI, AWS, GITHUB, "MIIEowIBAAKCAQEA1x2y3z")
 
 
 def store_bytes(store: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in store.glob("memory.sqlite3*"))
+    return store_contents(store)
 
 
 def reme(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -84,6 +84,7 @@ def test_export_can_redact_what_storing_did_not(tmp_path: Path) -> None:
     assert GITHUB not in out.read_text() and "[REDACTED:github_token]" in out.read_text()
 
 
+@pytest.mark.embedded_only  # SQLCipher; a PostgreSQL store refuses the key (tests/test_pgvector.py)
 async def test_an_encrypted_store_reveals_nothing_and_needs_its_key(tmp_path: Path) -> None:
     secret_text = "Ingrid's surprise party is at the Blue Heron on 14 March."
     async with ReMeApp(store_dir=str(tmp_path), privacy__encryption_key="correct horse battery staple") as app:
@@ -103,6 +104,7 @@ async def test_an_encrypted_store_reveals_nothing_and_needs_its_key(tmp_path: Pa
         assert found.metadata["memories"][0]["text"] == secret_text
 
 
+@pytest.mark.embedded_only
 async def test_a_plain_store_is_encrypted_in_place_and_served_over_mcp(tmp_path: Path) -> None:
     key = "0123456789abcdef" * 4  # 64 hex digits: a raw 256-bit key
     assert reme("remember", "Nightly backups go to the Reykjavik bucket.", f"store_dir={tmp_path}").returncode == 0

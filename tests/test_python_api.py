@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
-
+from conftest import store_db
 from openai_stub import OpenAIStub
+
 from reme_mcp import ConfigError, InvalidInput, NotFound, ReMeApp, StoreMismatch
 
 pytestmark = pytest.mark.anyio
@@ -89,7 +89,7 @@ async def test_openai_compatible_embeddings_and_switching_models_safely(
 async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         await app.async_execute("remember", text="written by this version")
-    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
+    with store_db(tmp_path) as db:
         db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         with pytest.raises(StoreMismatch, match="schema version 999"):

@@ -21,7 +21,9 @@ from trajectories import long_trajectory
 
 from reme_mcp import ReMeApp
 
-pytestmark = pytest.mark.anyio
+# SQLite's own file: its FTS5 index, torn blobs, `reme check` and `reme backup` of it. What these commands say
+# for a PostgreSQL store is in tests/test_pgvector.py.
+pytestmark = [pytest.mark.anyio, pytest.mark.embedded_only]
 
 FACTS = [
     "The staging database password rotates every Monday at 09:00.",

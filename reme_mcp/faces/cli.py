@@ -46,8 +46,9 @@ Commands:
   reembed             recompute every stored vector with the configured embedding model
                       (after changing embedding_model.*; texts are kept, nothing is lost)
   backup PATH         copy the store (database, working memory, library) to the new folder PATH while
-                      servers keep running; serve the copy with store_dir=PATH
+                      servers keep running; serve the copy with store_dir=PATH (pgvector: use pg_dump)
   check               verify the store file and every index against the rows; rebuild what disagrees
+                      (pgvector: every text's checksum, the lexical and HNSW indexes)
   encrypt             encrypt an existing plain store with REME_ENCRYPTION_KEY (privacy.encryption_key);
                       stop every server using the store first
 
@@ -163,7 +164,10 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(config: Config) -> None:
     from reme_mcp.app import ReMeApp
 
-    app = ReMeApp(config=config)
+    try:
+        app = ReMeApp(config=config)
+    except ReMeError as exc:  # a store configuration that cannot work (pgvector without a URL, say)
+        fail(str(exc))
     if config.backend == "http":
         from reme_mcp.faces.http import serve
     else:
@@ -211,6 +215,11 @@ def _backup(config: Config, tokens: list[str]) -> None:
     from reme_mcp.app import ReMeApp
     from reme_mcp.store.backup import backup
 
+    if config.vector_store.default.backend == "pgvector":
+        fail("reme backup copies the embedded SQLite store. With vector_store.default.backend=pgvector back up the "
+             "database with PostgreSQL's own tools, e.g. pg_dump --format=custom --file=reme.dump \"$FLOW_PGVECTOR_URL\" "
+             "(restore: pg_restore --dbname=URL reme.dump), and copy store_dir (working memory, library) as files.",
+             code=1)
     if len(tokens) != 1:
         fail("usage: reme backup PATH  (PATH: a new or empty folder outside the store)")
     try:
@@ -240,6 +249,10 @@ def _encrypt(config: Config) -> None:
     from reme_mcp.app import STORE_FILE, ReMeApp
     from reme_mcp.privacy.encryption import connect, encrypt_copy
 
+    if config.vector_store.default.backend == "pgvector":
+        fail("reme encrypt encrypts the embedded SQLite store file. With vector_store.default.backend=pgvector "
+             "encryption at rest is the database server's job (an encrypted volume or your provider's storage "
+             "encryption); use sslmode=verify-full in the URL to encrypt the connection.", code=1)
     app = ReMeApp(config=config)
     key = app.encryption_key
     if not key:
