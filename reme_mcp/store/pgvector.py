@@ -916,7 +916,18 @@ class PgVectorStore:
         )
         values = {"ws": workspace_id, "now": now}
         with self._read() as cur:
-            if cur.execute(f"SELECT 1 FROM memories WHERE {where} LIMIT 1", values).fetchone() is None:
+            # Two probes, each answered by its own index: one query with the OR read the whole workspace
+            # (64 ms a recall at 100k memories, bench/perf.py).
+            retention = cur.execute("SELECT retention FROM workspaces WHERE id = %s", (workspace_id,)).fetchone()
+            expired = cur.execute(
+                "SELECT 1 FROM memories WHERE workspace_id = %(ws)s AND expires_at <= %(now)s LIMIT 1", values
+            ).fetchone()
+            if expired is None and retention is not None and retention[0] is not None:
+                expired = cur.execute(
+                    "SELECT 1 FROM memories WHERE workspace_id = %(ws)s AND created_at <= %(cut)s "
+                    "AND expires_at IS NULL LIMIT 1", {**values, "cut": now - retention[0]},
+                ).fetchone()
+            if expired is None:
                 return 0
         with self._write(workspace_id, model="none") as cur:
             cur.execute(f"DELETE FROM memories WHERE {where}", values)
