@@ -165,3 +165,34 @@ def test_an_encrypted_store_is_backed_up_encrypted(tmp_path: Path) -> None:
     recalled = reme("recall", "where is the vault?", f"store_dir={copy}", key)
     assert "The vault is in Zurich." in recalled.stdout, recalled.stderr
     assert "encrypt" in reme("recall", "vault", f"store_dir={copy}").stderr  # no key, no data
+
+
+def test_lexical_ranks_the_whole_index_then_keeps_only_the_workspace_and_scope(tmp_path: Path) -> None:
+    """BM25 runs over the whole index first; a workspace whose rows are not among the best still gets
+    exactly its own, ranked as the joined query ranks them."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from reme_mcp.retrieval.lexical import match_expression
+    from reme_mcp.store.base import Embedding, Memory, Scope
+    from reme_mcp.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "memory.sqlite3")
+    store.open("model")
+    now = datetime.now(timezone.utc)
+    vector = np.ones(4, dtype=np.float32) / 2
+    busy = [Memory(id=f"b{n}", workspace_id="busy", text=f"apple apple apple pie {n}", created_at=now)
+            for n in range(300)]
+    quiet = [Memory(id=f"q{n}", workspace_id="quiet", text=f"an apple {'and a pear ' * n}today", created_at=now,
+                    memory_type="task" if n % 2 else "episode") for n in range(6)]
+    store.add_many([(m, vector) for m in busy + quiet], Embedding(model_id="model", dim=4))
+    rowid = {m.id: r for r, m in store.fetch(list(range(1, 400))).items()}
+
+    found = store.lexical("quiet", match_expression("apple"), 10)
+    assert [r for r, _ in found] == [rowid[f"q{n}"] for n in range(6)]  # shorter text, higher BM25
+    tasks = store.lexical("quiet", match_expression("apple"), 10, Scope(types=("task",)))
+    assert [r for r, _ in tasks] == [rowid[f"q{n}"] for n in (1, 3, 5)]
+    top = store.lexical("busy", match_expression("apple pie"), 5)
+    assert len(top) == 5 and {r for r, _ in top} <= {rowid[f"b{n}"] for n in range(300)}
+    store.close()

@@ -10,11 +10,13 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, Field
+
+from reme_mcp.errors import StoreCorrupt
 
 MemoryType = Literal["episode", "task", "personal", "tool"]
 MEMORY_TYPES: tuple[str, ...] = ("episode", "task", "personal", "tool")
@@ -78,6 +80,38 @@ def embedding_text(text: str, keywords: list[str]) -> str:
 def text_checksum(text: str) -> str:
     """SHA-256 of the UTF-8 text: stored next to it and checked on every read."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def memory_from_row(row: Sequence[Any], tags: list[str], restore: str) -> tuple[int, Memory]:
+    """(rowid, Memory) from a row of the memory columns in the stores' common order (rowid, workspace_id, id,
+    text, keywords, metadata, created_at, memory_type, status, text_sha256, tags, expires_at, recall_count,
+    last_recalled_at), its text checked against its checksum. `tags` are the row's, decoded by the backend;
+    `restore` says how to get a good copy back."""
+    (rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status, checksum,
+     _, expires_at, recall_count, last_recalled_at) = row
+    if checksum and checksum != text_checksum(text):  # an empty checksum: stored before checksums existed
+        raise StoreCorrupt(
+            f"Memory {memory_id} in workspace '{workspace_id}' fails its checksum: the store was changed outside "
+            f"reme-mcp. {restore}"
+        )
+    return rowid, Memory(
+        id=memory_id,
+        workspace_id=workspace_id,
+        text=text,
+        keywords=json.loads(keywords),
+        metadata=json.loads(metadata),
+        created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
+        memory_type=memory_type,
+        status=status,
+        tags=tags,
+        expires_at=_time(expires_at),
+        recall_count=recall_count,
+        last_recalled_at=_time(last_recalled_at),
+    )
 
 
 def content_id(text: str, keywords: list[str]) -> str:

@@ -56,8 +56,8 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
-from reme_mcp.errors import ConfigError, StoreCorrupt, StoreMismatch, StoreUnavailable
-from reme_mcp.store.base import MEMORY_TYPES, Embedding, Memory, Scope, text_checksum
+from reme_mcp.errors import ConfigError, StoreMismatch, StoreUnavailable
+from reme_mcp.store.base import MEMORY_TYPES, Embedding, Memory, Scope, memory_from_row, text_checksum
 
 if TYPE_CHECKING:
     import psycopg
@@ -323,33 +323,10 @@ def _register_vector(conn: Any, oid: int) -> None:
 # -- rows -------------------------------------------------------------------------------------------------------
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
-
-
 def _row_to_memory(row: Sequence[Any]) -> tuple[int, Memory]:
-    (rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status, checksum,
-     tags, expires_at, recall_count, last_recalled_at) = row
-    text, memory_id = _dec(text), _dec(memory_id)
-    if checksum != text_checksum(text):
-        raise StoreCorrupt(
-            f"Memory {memory_id} in workspace '{workspace_id}' fails its checksum: its text was changed in the "
-            "database outside reme-mcp. Restore it from a backup (pg_dump)."
-        )
-    return rowid, Memory(
-        id=memory_id,
-        workspace_id=workspace_id,
-        text=text,
-        keywords=json.loads(keywords),
-        metadata=json.loads(metadata),
-        created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
-        memory_type=memory_type,
-        status=status,
-        tags=[_dec(t) for t in tags],
-        expires_at=_time(expires_at),
-        recall_count=recall_count,
-        last_recalled_at=_time(last_recalled_at),
-    )
+    row = list(row)
+    row[2], row[3] = _dec(row[2]), _dec(row[3])  # id, text: NUL characters are stored escaped
+    return memory_from_row(row, [_dec(t) for t in row[10]], "Restore it from a backup (pg_dump).")
 
 
 def _memory_params(memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Any, ...]:
