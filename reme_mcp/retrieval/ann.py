@@ -105,9 +105,9 @@ class HNSW:
                 self.index.add_with_ids(np.ascontiguousarray(matrix[fresh], dtype=np.float32), rowids[fresh])
                 self.ids = np.concatenate([self.ids, rowids[fresh].astype(np.int64)])
 
-    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rowids, approximate cosines) of about the `k` nearest vectors, best first: the caller re-scores
-        them with the exact vectors it holds."""
+    def search(self, vector: np.ndarray, k: int) -> np.ndarray:
+        """Rowids of about the `k` nearest vectors: candidates the caller re-scores with the exact vectors
+        it holds (the index's own cosines are of 8-bit vectors)."""
         import faiss
 
         k = min(k, self.size)
@@ -116,9 +116,8 @@ class HNSW:
         # here). The setting is the calling thread's, so torch's threads and a build elsewhere keep theirs.
         faiss.omp_set_num_threads(1)
         with self._lock:
-            scores, ids = self.index.search(np.asarray(vector, dtype=np.float32)[None], k, params=params)
-        found = ids[0] >= 0
-        return ids[0][found], scores[0][found]
+            _, ids = self.index.search(np.asarray(vector, dtype=np.float32)[None], k, params=params)
+        return ids[0][ids[0] >= 0]
 
     def vectors(self, rowids: np.ndarray) -> np.ndarray:
         with self._lock:
@@ -205,43 +204,36 @@ class Ann:
             self._worker.start()
 
     def _prepare(self, rows: Rows, rebuild: bool) -> None:
-        try:
-            if rebuild:
-                started = time.monotonic()
-                index = HNSW.build(rows, self.model_id)
-                log.info("ANN index of %d vectors rebuilt in %.1f s", index.size, time.monotonic() - started)
-                with self._lock:
-                    self.index, self._saved_size = index, 0
-                self.save()
-            else:
-                self._load_or_build(rows)
-        except Exception:  # search stays exact; the next refresh of the workspace tries again
-            log.exception("ANN index for %s not built; searching exactly meanwhile", self.path or "a RAM store")
-
-    def _load_or_build(self, rows: Rows) -> None:
+        """Build (or load) in the background, then put the index in place and save it."""
         started = time.monotonic()
+        try:
+            index, how, saved = (HNSW.build(rows, self.model_id), "rebuilt", 0) if rebuild else self._load_or_build(rows)
+        except Exception:  # search stays as it was (exact, or the old index); the next refresh tries again
+            log.exception("ANN index for %s not built; searching exactly meanwhile", self.path or "a RAM store")
+            return
+        log.info("ANN index of %d vectors %s in %.1f s", index.size, how, time.monotonic() - started)
+        with self._lock:
+            self.index, self._saved_size = index, saved
+        self.save()
+
+    def _load_or_build(self, rows: Rows) -> tuple[HNSW, str, int]:
+        """(index, how it came, how many of its vectors are already in the saved file)."""
         if self.path is not None:
             _sweep(self.path.parent)
         index = HNSW.load(self.path, self.model_id) if self.path is not None else None
         if index is not None and not _agrees(index, rows):
             index = None
-        how = "loaded"
         if index is None:
-            how = "built"
-            index = HNSW.build(rows, self.model_id)
-        else:  # memories the saved index misses: written since it was saved, or skipped then
-            missing = ~np.isin(rows.rowids, index.ids, assume_unique=True)
-            fresh = missing & (rows.rowids > index.last)
-            if (missing & ~fresh).any():
-                log.warning("ANN index %s misses older memories; rebuilding it", self.path)
-                index, how = HNSW.build(rows, self.model_id), "rebuilt"
-            else:
-                index.add(rows.rowids, rows.matrix)
-        log.info("ANN index of %d vectors %s in %.1f s", index.size, how, time.monotonic() - started)
-        with self._lock:
-            self.index = index
-            self._saved_size = 0 if how != "loaded" else index.size - int(fresh.sum())
-        self.save()
+            return HNSW.build(rows, self.model_id), "built", 0
+        # memories the saved index misses: written since it was saved, or skipped then
+        missing = ~np.isin(rows.rowids, index.ids, assume_unique=True)
+        fresh = missing & (rows.rowids > index.last)
+        if (missing & ~fresh).any():
+            log.warning("ANN index %s misses older memories; rebuilding it", self.path)
+            return HNSW.build(rows, self.model_id), "rebuilt", 0
+        saved = index.size
+        index.add(rows.rowids, rows.matrix)
+        return index, "loaded", saved
 
     def catch_up(self, rowids: np.ndarray, matrix: np.ndarray) -> None:
         """Add the vectors newer than the index's last (cheap when there are none)."""
@@ -264,7 +256,8 @@ class Ann:
             log.info("ANN index: %d of %d vectors are gone; rebuilding", gone, index.size)
             self.rebuild(Rows(rowids, matrix, int(rowids[-1]) if len(rowids) else 0))
 
-    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def search(self, vector: np.ndarray, k: int) -> np.ndarray | None:
+        """Candidate rowids (HNSW.search), or None while the index is not ready."""
         index = self.index
         return None if index is None else index.search(vector, k)
 

@@ -117,19 +117,19 @@ class KeySpace:
         """The index's nearest memories that pass the filters, asking it for more while too many do not;
         None (scan instead) when it is not ready, or the filters pass too few of its answers."""
         self.ann.catch_up(self.rowids, self.matrix)
+        query = self.query(vector)
         k = limit + 16
         while True:
-            found = self.ann.search(self.query(vector), k)
-            if found is None:
+            ids = self.ann.search(query, k)
+            if ids is None:
                 return None
-            ids = found[0]
             at = np.minimum(np.searchsorted(self.rowids, ids), len(self.rowids) - 1)
             ok = (self.rowids[at] == ids) & keep[at]  # gone from the store, superseded or another type
             if slots is not None:
                 ok &= np.isin(at, slots)
             if ok.sum() >= limit or len(ids) < k:
                 at = at[ok]
-                sims = self.matrix[at] @ self.query(vector)  # exact cosines, exact order
+                sims = self.matrix[at] @ query  # exact cosines, exact order
                 best = np.argsort(-sims, kind="stable")[:limit]
                 return [(int(self.rowids[at[i]]), float(sims[i])) for i in best]
             if k >= APPROXIMATE_MAX_K:

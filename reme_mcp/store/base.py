@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -112,6 +112,17 @@ def memory_from_row(row: Sequence[Any], tags: list[str], restore: str) -> tuple[
         recall_count=recall_count,
         last_recalled_at=_time(last_recalled_at),
     )
+
+
+def pages(read: Callable[[int], list[Any]]) -> Iterator[list[Any]]:
+    """Keyset paging by rowid: `read(after)` returns the next rows (rowid first, ascending), empty at the end.
+
+    Each page is its own short read, so a scan of a big workspace never holds writers off for its length.
+    """
+    last = 0
+    while rows := read(last):
+        last = rows[-1][0]
+        yield rows
 
 
 def content_id(text: str, keywords: list[str]) -> str:

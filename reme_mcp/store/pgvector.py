@@ -57,7 +57,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from reme_mcp.errors import ConfigError, StoreMismatch, StoreUnavailable
-from reme_mcp.store.base import MEMORY_TYPES, Embedding, Memory, Scope, memory_from_row, text_checksum
+from reme_mcp.store.base import MEMORY_TYPES, Embedding, Memory, Scope, memory_from_row, pages, text_checksum
 
 if TYPE_CHECKING:
     import psycopg
@@ -524,6 +524,15 @@ class PgVectorStore:
         except _lost(psycopg) as exc:
             raise self._unavailable(exc) from None
 
+    def _pages(self, sql: str, params: tuple[object, ...], batch: int, binary: bool = False) -> Iterator[list[Any]]:
+        """The rows of `sql`, whose last two parameters are the rowid to start after and the page size."""
+
+        def read(after: int) -> list[Any]:
+            with self._read(binary=binary) as cur:
+                return cur.execute(sql, (*params, after, batch)).fetchall()
+
+        return pages(read)
+
     @contextmanager
     def _write(self, *workspaces: str, model: str = "shared", wait: str = LOCK_WAIT) -> Iterator[Any]:
         """One transaction holding the model lock (`shared`, `exclusive` or `none`) and the write lock of each
@@ -701,16 +710,8 @@ class PgVectorStore:
         return {r: (created, count) for r, created, count in rows}
 
     def scan(self, workspace_id: str, batch: int = 500) -> Iterator[list[Memory]]:
-        last = 0
-        while True:
-            with self._read() as cur:
-                rows = cur.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = %s AND rowid > %s ORDER BY rowid LIMIT %s",
-                    (workspace_id, last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        sql = f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = %s AND rowid > %s ORDER BY rowid LIMIT %s"
+        for rows in self._pages(sql, (workspace_id,), batch):
             yield [_row_to_memory(row)[1] for row in rows]
 
     def tool_call_records(self, workspace_id: str) -> list[tuple[int, str, str]]:
@@ -780,30 +781,13 @@ class PgVectorStore:
         return dict(_row_to_memory(row) for row in rows)
 
     def iter_all(self, batch: int) -> Iterator[list[tuple[int, str, list[str]]]]:
-        last = 0
-        while True:
-            with self._read() as cur:
-                rows = cur.execute(
-                    "SELECT rowid, text, keywords FROM memories WHERE rowid > %s ORDER BY rowid LIMIT %s",
-                    (last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        sql = "SELECT rowid, text, keywords FROM memories WHERE rowid > %s ORDER BY rowid LIMIT %s"
+        for rows in self._pages(sql, (), batch):
             yield [(rowid, _dec(text), json.loads(keywords)) for rowid, text, keywords in rows]
 
     def memories_with_vectors(self, workspace_id: str, batch: int = 500) -> Iterator[list[tuple[Memory, np.ndarray]]]:
-        last = 0
-        while True:
-            with self._read(binary=True) as cur:
-                rows = cur.execute(
-                    f"SELECT {_COLUMNS}, embedding FROM memories WHERE workspace_id = %s AND rowid > %s "
-                    "ORDER BY rowid LIMIT %s",
-                    (workspace_id, last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        sql = f"SELECT {_COLUMNS}, embedding FROM memories WHERE workspace_id = %s AND rowid > %s ORDER BY rowid LIMIT %s"
+        for rows in self._pages(sql, (workspace_id,), batch, binary=True):
             yield [(_row_to_memory(r[:-1])[1], r[-1]) for r in rows]
 
     # -- writes -------------------------------------------------------------------
@@ -1112,16 +1096,8 @@ class PgVectorStore:
         vector."""
         repaired: list[str] = []
         relexed = 0
-        last = 0
-        while True:
-            with self._read() as cur:
-                rows = cur.execute(
-                    f"SELECT {_COLUMNS}, lexemes::text FROM memories WHERE rowid > %s ORDER BY rowid LIMIT 500",
-                    (last,),
-                ).fetchall()
-            if not rows:
-                break
-            last = rows[-1][0]
+        sql = f"SELECT {_COLUMNS}, lexemes::text FROM memories WHERE rowid > %s ORDER BY rowid LIMIT %s"
+        for rows in self._pages(sql, (), 500):
             memories = [(_row_to_memory(r[:14]), r[-1]) for r in rows]  # raises StoreCorrupt on a bad checksum
             with self._read() as cur:
                 expected = cur.execute(

@@ -34,7 +34,7 @@ import numpy as np
 
 from reme_mcp.errors import StoreCorrupt, StoreMismatch
 from reme_mcp.privacy import encryption
-from reme_mcp.store.base import Embedding, Memory, Scope, memory_from_row, text_checksum
+from reme_mcp.store.base import Embedding, Memory, Scope, memory_from_row, pages, text_checksum
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +366,15 @@ class SQLiteStore:
     def _write(self) -> "_WriteTx":
         return _WriteTx(self)
 
+    def _pages(self, sql: str, params: tuple[object, ...], batch: int) -> Iterator[list[tuple]]:
+        """The rows of `sql`, whose last two parameters are the rowid to start after and the page size."""
+
+        def read(after: int) -> list[tuple]:
+            with self._lock:
+                return self.db.execute(sql, (*params, after, batch)).fetchall()
+
+        return pages(read)
+
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -506,16 +515,8 @@ class SQLiteStore:
 
     def scan(self, workspace_id: str, batch: int = 500) -> Iterator[list[Memory]]:
         """Every memory of the workspace (any status), oldest first, in batches."""
-        last = 0
-        while True:
-            with self._lock:
-                rows = self.db.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
-                    (workspace_id, last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        sql = f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+        for rows in self._pages(sql, (workspace_id,), batch):
             yield [_row_to_memory(row)[1] for row in rows]
 
     def tool_call_records(self, workspace_id: str) -> list[tuple[int, str, str]]:
@@ -580,15 +581,8 @@ class SQLiteStore:
         return dict(_row_to_memory(row) for row in rows)
 
     def iter_all(self, batch: int) -> Iterator[list[tuple[int, str, list[str]]]]:
-        last = 0
-        while True:
-            with self._lock:
-                rows = self.db.execute(
-                    "SELECT rowid, text, keywords FROM memories WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch)
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        sql = "SELECT rowid, text, keywords FROM memories WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        for rows in self._pages(sql, (), batch):
             yield [(rowid, text, json.loads(keywords)) for rowid, text, keywords in rows]
 
     # -- writes -------------------------------------------------------------------
@@ -880,17 +874,9 @@ class SQLiteStore:
 
     def memories_with_vectors(self, workspace_id: str, batch: int = 500) -> Iterator[list[tuple[Memory, np.ndarray]]]:
         """Every memory of the workspace with its vector, oldest first, in batches."""
-        last = 0
-        while True:
-            with self._lock:
-                rows = self.db.execute(
-                    f"SELECT {_COLUMNS}, embedding_dim, embedding FROM memories WHERE workspace_id = ? AND rowid > ? "
-                    "ORDER BY rowid LIMIT ?",
-                    (workspace_id, last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        sql = (f"SELECT {_COLUMNS}, embedding_dim, embedding FROM memories WHERE workspace_id = ? AND rowid > ? "
+               "ORDER BY rowid LIMIT ?")
+        for rows in self._pages(sql, (workspace_id,), batch):
             yield [(_row_to_memory(r[:-2])[1], np.frombuffer(r[-1], dtype=np.float32, count=r[-2])) for r in rows]
 
     def replace_vectors(self, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None:
