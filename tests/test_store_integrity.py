@@ -59,6 +59,23 @@ async def test_a_lexical_index_out_of_step_is_rebuilt_on_open_with_a_warning(
     assert ghost.metadata["memories"] == []
 
 
+async def test_workspace_counters_out_of_step_are_recounted_on_open_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The counters behind the one-row staleness check: a file edited behind SQLite's back gets them recounted,
+    so a cache can never take a changed workspace for an unchanged one."""
+    ids = await remember_facts(tmp_path)
+    with sqlite3.connect(tmp_path / "memory.sqlite3") as db:
+        db.execute("UPDATE workspaces SET memory_count = 99, last_rowid = 0")
+    with caplog.at_level(logging.WARNING, logger="reme_mcp"):
+        async with ReMeApp(store_dir=str(tmp_path)) as app:
+            services = await app.services()
+            count, last = services.store.fingerprint("default")[:2]
+            issued = services.store.last_rowid()
+    assert "memory counters did not match the memories; recounted them" in caplog.text
+    assert count == len(ids) and last == issued > 0
+
+
 async def test_torn_vectors_are_never_served_and_reme_check_re_embeds_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
