@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,8 +25,10 @@ from openai_stub import OpenAIStub
 
 from reme_mcp import ConfigError, ReMeApp, StoreMismatch
 from reme_mcp.errors import StoreUnavailable
+from reme_mcp.retrieval.lexical import cjk_pairs, match_expression
 from reme_mcp.store.base import Embedding, Memory, content_id
-from reme_mcp.store.pgvector import PgVectorStore
+from reme_mcp.store.pgvector import PgVectorStore, _dec, match_terms
+from reme_mcp.store.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.pgvector_only, pytest.mark.anyio]
 
@@ -183,6 +185,100 @@ def test_lexical_ranks_a_rare_word_above_a_common_one() -> None:
         assert store.lexical("w", "\"it's\" OR \"o'brien\" OR \"(\" OR \"&|!\"", 10) == []  # tsquery syntax is data
     finally:
         store.close()
+
+
+CJK = ["我们昨天去吃了北京烤鸭，味道很好。", "東京タワーの展望台は夜がきれいです。", "새 사무실은 강남에 있어요.",
+       "會議改到下週三。", "iPhone手机的电池坏了", "の"]
+
+
+def test_cjk_pairs_are_kept_as_words_by_the_english_configuration_on_both_sides() -> None:
+    store = PgVectorStore(url())
+    store.open("m")
+    try:
+        pairs = list(dict.fromkeys(p for text in CJK for p in cjk_pairs(text)))
+        with store._read() as cur:
+            # Each pair is one lexeme, unstemmed, and one non-empty query (the lexical query drops empty ones).
+            parsed = cur.execute(
+                "SELECT to_tsvector('english', t)::text, phraseto_tsquery('english', t)::text "
+                "FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i", (pairs,),
+            ).fetchall()
+        assert parsed == [(f"'{p}':1", f"'{p}'") for p in pairs]
+        assert match_terms(match_expression("北京烤鸭好吃吗？")) == ["北京", "京烤", "烤鸭", "鸭好", "好吃", "吃吗"]
+        assert match_terms(match_expression("iPhone手机")) == ["手机", "iphone"]
+
+        embedding = Embedding(model_id="m", dim=4)
+        now = datetime.now(timezone.utc)
+        store.add_many([(Memory(id=f"c{n}", workspace_id="w", text=text, created_at=now), np.ones(4, dtype=np.float32))
+                        for n, text in enumerate(CJK)], embedding)
+        lexemes = dict(sql("SELECT id, lexemes::text FROM memories"))
+        for n, text in enumerate(CJK):
+            assert all(f"'{p}':" in lexemes[f"c{n}"] for p in cjk_pairs(text)), (text, lexemes[f"c{n}"])
+        found = store.lexical("w", match_expression("北京烤鸭好吃吗？"), 10)
+        assert [store.fetch([r])[r].id for r, _ in found] == ["c0"]
+        assert [store.fetch([r])[r].id for r, _ in store.lexical("w", match_expression("夜景がきれい"), 10)] == ["c1"]
+        assert [store.fetch([r])[r].id for r, _ in store.lexical("w", match_expression("手机电池"), 10)] == ["c4"]
+        assert store.verify() == ([], [])
+    finally:
+        store.close()
+
+
+def test_threads_give_the_same_search_terms_as_the_embedded_store_through_every_write(tmp_path: Path) -> None:
+    """Every write that inserts or deletes memories of a thread, on both backends: the same search terms."""
+    embedding, vector, t0 = Embedding(model_id="m", dim=4), np.ones(4, dtype=np.float32), datetime.now(timezone.utc)
+
+    def at(seconds: float, memory_id: str, text: str, thread: str | None = "t", workspace: str = "w",
+           **more: object) -> Memory:
+        return Memory(id=memory_id, workspace_id=workspace, text=text, created_at=t0 + timedelta(seconds=seconds),
+                      thread=thread, **more)
+
+    a, b, c, d = (at(0, "a", "Where did you park the van?"), at(1, "b", "Behind the bakery on Elm Street."),
+                  at(2, "c", "The one with the blue awning?"), at(3, "d", "Yes, next to the 北京饭店 sign."))
+    e, f = at(4, "e", "Got it\x00 thanks."), at(5, "f", "I will pick it up at noon.")
+
+    def purge(store: SQLiteStore | PgVectorStore) -> None:
+        store.add(at(6, "g", "It expires.", expires_at=t0 + timedelta(seconds=7)), vector, embedding)
+        store.add(at(8, "h", "After the expired one."), vector, embedding)
+        assert store.purge_expired("w", t0.timestamp() + 7.5) == 1
+
+    steps = [
+        ("add", lambda s: [s.add(m, vector, embedding) for m in (a, c, d)]),
+        ("insert in the middle", lambda s: s.add(b, vector, embedding)),
+        ("add_many", lambda s: s.add_many([(at(9, "x", "未分类的笔记", None), vector), (e, vector),
+                                            (at(0.5, "z", "Another thread", "t", "v"), vector), (f, vector),
+                                            (at(9, "y", "no thread either", None), vector)], embedding)),
+        ("forget", lambda s: s.forget("w", ["c"], [])),
+        ("replace", lambda s: s.replace(at(1, "b", "Behind the post office."), vector, embedding)),
+        ("merge", lambda s: s.merge(at(3, "d", "Next to the 北京饭店 sign; got it."), vector, embedding,
+                                    [s.get("w", "d"), s.get("w", "e")])),
+        ("set_status", lambda s: s.set_status("w", "f", "superseded", {})),
+        ("purge_expired", purge),
+        ("delete_ids", lambda s: s.delete_ids("w", ["a"])),
+    ]
+    embedded = SQLiteStore(tmp_path / "memory.sqlite3")
+    shared = PgVectorStore(url())
+    embedded.open("m")
+    shared.open("m")
+    try:
+        for name, step in steps:
+            step(embedded)
+            step(shared)
+            want = embedded.db.execute(
+                "SELECT workspace_id, id, thread, search_terms FROM memories ORDER BY workspace_id, id").fetchall()
+            got = [(w, i, t, _dec(terms)) for w, i, t, terms in
+                   sql("SELECT workspace_id, id, thread, search_terms FROM memories ORDER BY workspace_id, id")]
+            assert got == want, name
+            assert shared.verify() == ([], []), name  # every tsvector is made of text, keywords and search terms
+        assert dict((i, t) for _, i, t, _ in got) == {"b": "t", "d": "t", "f": "t", "h": "t", "x": None, "y": None,
+                                                       "z": "t"}
+        assert {m.id: m.thread for m in shared.list_memories("w", 10)} == {m.id: m.thread
+                                                                           for m in embedded.list_memories("w", 10)}
+        lexemes = dict(sql("SELECT id, lexemes::text FROM memories"))
+        assert "'bakeri'" not in lexemes["d"] and "'post'" in lexemes["d"]  # the replaced text's words left it
+        assert "'北京'" in lexemes["h"] and "'饭店'" in lexemes["h"]  # the merged memory before it, with its pairs
+        assert "'van'" not in json.dumps(lexemes)  # the deleted first memory's words are nowhere
+    finally:
+        embedded.close()
+        shared.close()
 
 
 def test_the_hnsw_index_answers_a_recall_sized_query_and_filters_keep_it_filling_the_limit() -> None:

@@ -161,7 +161,7 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
     now = datetime.now(timezone.utc)
     expires_at = expiry(args, now)
     clean = scrub(services.config.privacy, args.text, args.keywords, args.metadata)
-    memory_id = content_id(clean.text, clean.keywords)
+    memory_id = content_id(clean.text, clean.keywords, args.thread)
     # An expired copy must not answer "already remembered" and then vanish at the next recall.
     await anyio.to_thread.run_sync(services.store.purge_expired, workspace_id, now.timestamp())
     existing = await anyio.to_thread.run_sync(services.store.get, workspace_id, memory_id)
@@ -182,6 +182,7 @@ async def remember(services: Services, args: RememberInput) -> RememberOutput:
             created_at=now,
             tags=args.tags,
             expires_at=expires_at,
+            thread=args.thread,
         )
         return services.store.add(memory, vector, services.embedder.embedding())
 

@@ -85,9 +85,21 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Thread = Annotated[
+    str | None,
+    Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$",
+        description="The conversation or session this memory is a turn of (any id you choose). A memory is "
+        "also found by the words of the two remembered before it in its thread, so a reply like 'yes, last "
+        "Tuesday' is found by the question it answers. Omit for a standalone fact.",
+    ),
+]
+
+
 class RememberInput(_Input):
     text: MemoryText
     keywords: Keywords
+    thread: Thread = None
     workspace_id: WorkspaceId = None
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any JSON object kept with the memory and returned by recall."
@@ -143,6 +155,7 @@ class StoredMemory(BaseModel):
     expires_at: datetime | None = None
     recall_count: int = Field(0, description="How often recall has returned it.")
     last_recalled_at: datetime | None = None
+    thread: str | None = Field(None, description="The conversation or session it was remembered in, if any.")
 
 
 class RememberOutput(BaseModel):

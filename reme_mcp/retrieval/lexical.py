@@ -1,9 +1,19 @@
-"""Turning free text into a safe FTS5 query.
+"""What the word index sees: query words for FTS5, and the extra terms a memory is indexed by.
 
 A user's query is never passed to FTS5 as syntax: quotes, `*`, `NEAR`, `-` or an
 unbalanced parenthesis would be a syntax error or a different query. Each word is
 quoted as a literal and the words are OR-ed, so BM25 ranks by how many rare words
 a memory shares with the query.
+
+Chinese and Japanese are written without spaces, so a word tokenizer sees a whole
+sentence as one word and finds nothing. Their runs of characters are also indexed,
+and queried, as overlapping pairs (北京烤鸭 -> 北京 京烤 烤鸭), as Lucene's CJK
+analyzer does: most words are two characters, and a pair that is not a word is rare
+on both sides and costs little. No dictionary to load, and it works for any CJK text.
+
+A memory in a thread (the turns of one conversation) is also indexed by the words of
+the two memories before it: "Yes, last Tuesday" is found by the question it answers.
+On LoCoMo this took BM25's recall@10 from 0.64 to 0.79 (bench/locomo.py).
 """
 
 from __future__ import annotations
@@ -17,14 +27,34 @@ STOPWORDS = frozenset(
     was we were what when where which who whom why will with would you your""".split()
 )
 
+THREAD_CONTEXT = 2  # memories before this one in its thread whose words it is also found by
+
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Han (with extension A and compatibility ideographs), hiragana and katakana: scripts written without spaces.
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def cjk_pairs(text: str) -> list[str]:
+    """Every run of CJK characters as overlapping pairs of characters (a lone character stays itself)."""
+    out: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        out += [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+    return out
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens, stopwords dropped, order kept, duplicates removed."""
+    """Lower-cased word tokens, stopwords dropped, CJK as character pairs, order kept, duplicates removed."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
-        if word not in STOPWORDS:
+        if _CJK_RUN.search(word):
+            for pair in cjk_pairs(word):
+                seen.setdefault(pair, None)
+            word = _CJK_RUN.sub(" ", word).strip()
+            if not word:
+                continue
+            for part in word.split():
+                seen.setdefault(part, None)
+        elif word not in STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)
 
@@ -32,3 +62,10 @@ def words(text: str) -> list[str]:
 def match_expression(query: str) -> str:
     """An FTS5 MATCH expression: every word quoted, OR-ed; empty when nothing is left."""
     return " OR ".join(f'"{word}"' for word in words(query))
+
+
+def search_terms(text: str, before: list[str]) -> str:
+    """What a memory is indexed by beside its own text and keywords: the CJK pairs of its text, and the
+    texts (with their pairs) of the memories before it in its thread, oldest first."""
+    parts = [*before, text]
+    return " ".join([*before, *(" ".join(cjk_pairs(p)) for p in parts)]).strip()

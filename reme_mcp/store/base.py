@@ -44,6 +44,7 @@ class Memory(BaseModel):
     expires_at: datetime | None = None
     recall_count: int = 0
     last_recalled_at: datetime | None = None
+    thread: str | None = None  # the conversation or session it belongs to (reme_mcp/retrieval/lexical.py)
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,10 @@ def _time(value: float | None) -> datetime | None:
 def memory_from_row(row: Sequence[Any], tags: list[str], restore: str) -> tuple[int, Memory]:
     """(rowid, Memory) from a row of the memory columns in the stores' common order (rowid, workspace_id, id,
     text, keywords, metadata, created_at, memory_type, status, text_sha256, tags, expires_at, recall_count,
-    last_recalled_at), its text checked against its checksum. `tags` are the row's, decoded by the backend;
+    last_recalled_at, thread), its text checked against its checksum. `tags` are the row's, decoded by the backend;
     `restore` says how to get a good copy back."""
     (rowid, workspace_id, memory_id, text, keywords, metadata, created_at, memory_type, status, checksum,
-     _, expires_at, recall_count, last_recalled_at) = row
+     _, expires_at, recall_count, last_recalled_at, thread) = row
     if checksum and checksum != text_checksum(text):  # an empty checksum: stored before checksums existed
         raise StoreCorrupt(
             f"Memory {memory_id} in workspace '{workspace_id}' fails its checksum: the store was changed outside "
@@ -111,6 +112,7 @@ def memory_from_row(row: Sequence[Any], tags: list[str], restore: str) -> tuple[
         expires_at=_time(expires_at),
         recall_count=recall_count,
         last_recalled_at=_time(last_recalled_at),
+        thread=thread,
     )
 
 
@@ -125,14 +127,16 @@ def pages(read: Callable[[int], list[Any]]) -> Iterator[list[Any]]:
         yield rows
 
 
-def content_id(text: str, keywords: list[str]) -> str:
-    """The id of an episode is a digest of its content.
+def content_id(text: str, keywords: list[str], thread: str | None = None) -> str:
+    """The id of an episode is a digest of its content (and thread: "Thanks!" said in two conversations
+    is two memories).
 
     Two clients that retry the same `remember` (or two processes racing) reach the
     same id, so the store's unique key turns the second write into a no-op instead
     of a duplicate.
     """
-    digest = hashlib.sha256(json.dumps([text, keywords], ensure_ascii=False).encode("utf-8")).hexdigest()
+    content = [text, keywords] if thread is None else [text, keywords, thread]
+    digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()
     return digest[:16]
 
 

@@ -28,6 +28,11 @@ meaning); what differs is how PostgreSQL gets there:
   server's locale (a C-locale server would neither lower-case "Привет" nor split "ZX-81" like FTS5).
   Queries are built from the same normalisation, one `phraseto_tsquery` per word; no user text is
   ever parsed as tsquery syntax.
+- A memory's tsvector also holds its search terms (reme_mcp/retrieval/lexical.py, kept in the
+  `search_terms` column as SQLite's FTS5 index keeps them): the CJK character pairs of its text, which
+  the parser keeps as words (北京, 京烤, 烤鸭) as they are what a Chinese or Japanese query is turned into,
+  and the texts of the memories just before it in its `thread`. Inserting or deleting a memory of a
+  thread re-indexes the memories after it, so a forgotten memory's words leave its followers' tsvectors.
 - PostgreSQL text cannot hold NUL characters; the rare text, id or tool name that does is stored
   escaped (a U+FFFF mark and the JSON string) and given back exactly. Keywords and metadata are JSON
   text, as in SQLite, so their key order and every character survive.
@@ -57,6 +62,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from reme_mcp.errors import ConfigError, StoreMismatch, StoreUnavailable
+from reme_mcp.retrieval.lexical import THREAD_CONTEXT, search_terms
 from reme_mcp.store.base import MEMORY_TYPES, Embedding, Memory, Scope, memory_from_row, pages, text_checksum
 
 if TYPE_CHECKING:
@@ -65,13 +71,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: threads (`thread`), and search terms (`search_terms`, in the tsvector). An older store is upgraded in place.
+SCHEMA_VERSION = 2
 MIN_PGVECTOR = (0, 5, 0)  # HNSW
 ITERATIVE_SCAN = (0, 8, 0)  # hnsw.iterative_scan
 TEXT_SEARCH = "english"  # see the module docstring
 EF_SEARCH = 100  # the session's hnsw.ef_search: recall asks for retrieval.candidates (100) results
 MAX_EF_SEARCH = 1000  # pgvector's ceiling
 LEXICAL_CHARS = 200_000  # a tsvector holds at most 1 MB: longer texts are indexed by their distinct words
+LAST_ROWID = 2**63 - 1  # a position after every memory of a thread
 MAX_TERMS = 256  # words of one lexical query
 POOL_SIZE = 8
 CONNECT_SECONDS = 10
@@ -111,6 +119,8 @@ _SCHEMA = (
         expires_at double precision,
         recall_count integer NOT NULL DEFAULT 0,
         last_recalled_at double precision,
+        thread text,
+        search_terms text NOT NULL DEFAULT '',
         lexemes tsvector NOT NULL,
         UNIQUE (workspace_id, id)
     )""",
@@ -151,24 +161,36 @@ _SCHEMA = (
         PRIMARY KEY (workspace_id, alias)
     )""",
 )
+# Columns added after schema 1, for upgrading an older store in place (only then: ALTER TABLE locks the table).
+_ADDED_COLUMNS = {
+    "thread": "text",
+    "search_terms": "text NOT NULL DEFAULT ''",
+}
+# Indexes on added columns: made after the upgrade has added them.
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS memories_thread ON memories (workspace_id, thread, created_at) "
+    "WHERE thread IS NOT NULL",
+)
 VECTOR_INDEX = "memories_embedding"
 TABLES = ("memories", "cell_keys", "aliases", "tool_calls", "cell_models", "workspaces", "meta")
 
 _COLUMNS = (
     "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status, text_sha256, "
-    "tags, expires_at, recall_count, last_recalled_at"
+    "tags, expires_at, recall_count, last_recalled_at, thread"
 )
 # What moves with a memory when it is rewritten under a new rowid.
 _CARRIED = (
     "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type, "
-    "text_sha256, tags, expires_at, recall_count, last_recalled_at, lexemes"
+    "text_sha256, tags, expires_at, recall_count, last_recalled_at, thread, search_terms, lexemes"
 )
 _INSERT = (
     "INSERT INTO memories(workspace_id, id, text, keywords, metadata, created_at, embedding_model, embedding_dim, "
-    "embedding, memory_type, status, text_sha256, tags, expires_at, recall_count, last_recalled_at, lexemes) "
-    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_tsvector('{TEXT_SEARCH}', %s)) "
-    "ON CONFLICT (workspace_id, id) DO NOTHING"
+    "embedding, memory_type, status, text_sha256, tags, expires_at, recall_count, last_recalled_at, thread, "
+    "search_terms, lexemes) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    f"to_tsvector('{TEXT_SEARCH}', %s)) ON CONFLICT (workspace_id, id) DO NOTHING"
 )
+_RELEX = f"UPDATE memories SET search_terms = %s, lexemes = to_tsvector('{TEXT_SEARCH}', %s) WHERE rowid = %s"
 _ACTIVE_KIND = "CASE WHEN status = 'active' THEN memory_type ELSE '' END"
 
 # -- values PostgreSQL cannot hold as they are ------------------------------------------------------------------
@@ -212,9 +234,10 @@ def normalise(text: str) -> str:
     return " ".join(_WORD.findall(text))
 
 
-def lexical_text(text: str, keywords: list[str]) -> str:
-    """What the tsvector is made of: text and keywords, normalised; a very long text by its distinct words."""
-    words = normalise(f"{text} {' '.join(keywords)}")
+def lexical_text(text: str, keywords: list[str], terms: str = "") -> str:
+    """What the tsvector is made of: text, keywords and search terms (reme_mcp/retrieval/lexical.py), normalised;
+    a very long one by its distinct words, its own text's first."""
+    words = normalise(f"{text} {' '.join(keywords)} {terms}")
     if len(words) > LEXICAL_CHARS:
         words = " ".join(dict.fromkeys(words.split()))[:LEXICAL_CHARS]
     return words
@@ -326,10 +349,12 @@ def _register_vector(conn: Any, oid: int) -> None:
 def _row_to_memory(row: Sequence[Any]) -> tuple[int, Memory]:
     row = list(row)
     row[2], row[3] = _dec(row[2]), _dec(row[3])  # id, text: NUL characters are stored escaped
+    row[14] = None if row[14] is None else _dec(row[14])  # thread
     return memory_from_row(row, [_dec(t) for t in row[10]], "Restore it from a backup (pg_dump).")
 
 
-def _memory_params(memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Any, ...]:
+def _memory_params(memory: Memory, vector: np.ndarray, embedding: Embedding, terms: str) -> tuple[Any, ...]:
+    """The values of `_INSERT` for a memory whose search terms are `terms`."""
     return (
         memory.workspace_id,
         _enc(memory.id),
@@ -347,7 +372,9 @@ def _memory_params(memory: Memory, vector: np.ndarray, embedding: Embedding) -> 
         memory.expires_at.timestamp() if memory.expires_at else None,
         memory.recall_count,
         memory.last_recalled_at.timestamp() if memory.last_recalled_at else None,
-        lexical_text(memory.text, memory.keywords),
+        None if memory.thread is None else _enc(memory.thread),
+        _enc(terms),
+        lexical_text(memory.text, memory.keywords, terms),
     )
 
 
@@ -403,13 +430,22 @@ class PgVectorStore:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 stored = _meta(conn, "schema_version")
-                if stored is None:
-                    _set_meta(conn, "schema_version", str(SCHEMA_VERSION))
-                elif int(stored) > SCHEMA_VERSION:
+                if stored is not None and int(stored) > SCHEMA_VERSION:
                     raise StoreMismatch(
                         f"The store at {self.location} has schema version {stored}, newer than this reme-mcp "
                         f"understands ({SCHEMA_VERSION}). Upgrade reme-mcp (pip install -U reme-mcp)."
                     )
+                if stored is not None and int(stored) < 2:
+                    for column, definition in _ADDED_COLUMNS.items():
+                        conn.execute(f"ALTER TABLE memories ADD COLUMN IF NOT EXISTS {column} {definition}")
+                for statement in _INDEXES:
+                    conn.execute(statement)
+                if stored is not None and int(stored) < 2:
+                    indexed = self._index_search_terms(conn.cursor())
+                    log.info("upgraded the store at %s to schema %s: %d memories got search terms",
+                             self.location, SCHEMA_VERSION, indexed)
+                if stored is None or int(stored) < SCHEMA_VERSION:
+                    _set_meta(conn, "schema_version", str(SCHEMA_VERSION))
             self._vector_oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
             self._iterative = version >= ITERATIVE_SCAN
             stored_model, stored_dim = _meta(conn, "embedding_model"), _meta(conn, "embedding_dim")
@@ -792,9 +828,94 @@ class PgVectorStore:
 
     # -- writes -------------------------------------------------------------------
 
+    def _before(self, cur: Any, workspace_id: str, thread: str, created_at: float, rowid: int) -> list[str]:
+        """The texts of the memories just before a position in a thread (`thread` as stored), oldest first."""
+        rows = cur.execute(
+            "SELECT text FROM memories WHERE workspace_id = %s AND thread = %s AND (created_at, rowid) < (%s, %s) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT %s",
+            (workspace_id, thread, created_at, rowid, THREAD_CONTEXT),
+        ).fetchall()
+        return [_dec(text) for (text,) in reversed(rows)]
+
+    def _rethread(self, cur: Any, workspace_id: str, thread: str | None, created_at: float, rowid: int) -> None:
+        """Index the memories after a position in a thread by their new neighbours (after an insert or a
+        delete there): a forgotten memory's words must not live on in its followers' search terms."""
+        if thread is None:
+            return
+        followers = cur.execute(
+            "SELECT rowid, text, keywords, created_at, search_terms FROM memories WHERE workspace_id = %s "
+            "AND thread = %s AND (created_at, rowid) > (%s, %s) ORDER BY created_at, rowid LIMIT %s",
+            (workspace_id, thread, created_at, rowid, THREAD_CONTEXT),
+        ).fetchall()
+        for follower, text, keywords, at, old in followers:
+            text = _dec(text)
+            terms = search_terms(text, self._before(cur, workspace_id, thread, at, follower))
+            if terms != _dec(old):
+                cur.execute(_RELEX, (_enc(terms), lexical_text(text, json.loads(keywords), terms), follower))
+
+    def _delete(self, cur: Any, where: str, params: Sequence[Any] | dict[str, Any]) -> int:
+        """DELETE FROM memories WHERE `where`, re-indexing the thread followers of what is deleted."""
+        threaded = cur.execute(
+            f"SELECT workspace_id, thread, created_at, rowid FROM memories WHERE ({where}) AND thread IS NOT NULL",
+            params,
+        ).fetchall()
+        cur.execute(f"DELETE FROM memories WHERE {where}", params)
+        count = cur.rowcount
+        for position in threaded:
+            self._rethread(cur, *position)
+        return count
+
+    def _index_search_terms(self, cur: Any, batch: int = 1000) -> int:
+        """Give every memory its search terms, and its tsvector with them (upgrading a store from before they
+        existed); returns how many changed."""
+        changed, after = 0, 0
+        while rows := cur.execute(
+            "SELECT rowid, workspace_id, thread, created_at, text, keywords, search_terms FROM memories "
+            "WHERE rowid > %s ORDER BY rowid LIMIT %s", (after, batch),
+        ).fetchall():
+            after = rows[-1][0]
+            relexed = []
+            for rowid, ws, thread, at, text, keywords, old in rows:
+                text = _dec(text)
+                terms = search_terms(text, [] if thread is None else self._before(cur, ws, thread, at, rowid))
+                if terms != _dec(old):
+                    relexed.append((_enc(terms), lexical_text(text, json.loads(keywords), terms), rowid))
+            if relexed:
+                cur.executemany(_RELEX, relexed)
+            changed += len(relexed)
+        return changed
+
     def _insert(self, cur: Any, memory: Memory, vector: np.ndarray, embedding: Embedding) -> int:
-        cur.execute(_INSERT, _memory_params(memory, vector, embedding))
-        return cur.rowcount
+        """Insert a memory (nothing if its id is taken), indexed by its thread's previous memories and
+        re-indexing the ones after it; returns how many rows were written (0 or 1)."""
+        thread = None if memory.thread is None else _enc(memory.thread)
+        at = memory.created_at.timestamp()
+        before = [] if thread is None else self._before(cur, memory.workspace_id, thread, at, LAST_ROWID)
+        terms = search_terms(memory.text, before)
+        row = cur.execute(_INSERT + " RETURNING rowid", _memory_params(memory, vector, embedding, terms)).fetchone()
+        if row is None:
+            return 0
+        self._rethread(cur, memory.workspace_id, thread, at, row[0])
+        return 1
+
+    def _insert_many(self, cur: Any, items: list[tuple[Memory, np.ndarray]], embedding: Embedding) -> int:
+        """Insert memories in order, those of no thread in batches (their search terms are their own); returns
+        how many were new."""
+        written, plain = 0, []
+
+        def flush() -> int:
+            if not plain:
+                return 0
+            cur.executemany(_INSERT, plain)
+            plain.clear()
+            return max(cur.rowcount, 0)
+
+        for memory, vector in items:
+            if memory.thread is None:
+                plain.append(_memory_params(memory, vector, embedding, search_terms(memory.text, [])))
+            else:
+                written += flush() + self._insert(cur, memory, vector, embedding)
+        return written + flush()
 
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
         self._ensure_embedding(embedding)
@@ -820,8 +941,7 @@ class PgVectorStore:
             added = dict.fromkeys(workspaces, 0)
             for workspace_id in workspaces:
                 batch = [(m, v) for m, v in items if m.workspace_id == workspace_id]
-                cur.executemany(_INSERT, [_memory_params(m, v, embedding) for m, v in batch])
-                added[workspace_id] = max(cur.rowcount, 0)
+                added[workspace_id] = self._insert_many(cur, batch, embedding)
                 self._touch(cur, workspace_id, added[workspace_id], batch[0][0].created_at.timestamp())
             return sum(added.values())
 
@@ -830,9 +950,7 @@ class PgVectorStore:
         self._ensure_embedding(embedding)
         with self._write(memory.workspace_id) as cur:
             self._check_embedding(cur, embedding)
-            cur.execute("DELETE FROM memories WHERE workspace_id = %s AND id = %s",
-                        (memory.workspace_id, _enc(memory.id)))
-            removed = cur.rowcount
+            removed = self._delete(cur, "workspace_id = %s AND id = %s", (memory.workspace_id, _enc(memory.id)))
             added = self._insert(cur, memory, vector, embedding)
             self._touch(cur, memory.workspace_id, added - removed, memory.created_at.timestamp())
 
@@ -851,9 +969,8 @@ class PgVectorStore:
 
     def delete_ids(self, workspace_id: str, memory_ids: list[str]) -> int:
         with self._write(workspace_id, model="none") as cur:
-            cur.execute("DELETE FROM memories WHERE workspace_id = %s AND id = ANY(%s::text[])",
-                        (workspace_id, [_enc(i) for i in memory_ids]))
-            count = cur.rowcount
+            count = self._delete(cur, "workspace_id = %s AND id = ANY(%s::text[])",
+                                 (workspace_id, [_enc(i) for i in memory_ids]))
             if count:
                 self._touch(cur, workspace_id, -count)
             return count
@@ -891,8 +1008,7 @@ class PgVectorStore:
             if expired is None:
                 return 0
         with self._write(workspace_id, model="none") as cur:
-            cur.execute(f"DELETE FROM memories WHERE {where}", values)
-            count = cur.rowcount
+            count = self._delete(cur, where, values)
             _drop_dangling_aliases(cur, workspace_id)
             if count:
                 self._touch(cur, workspace_id, -count)
@@ -967,9 +1083,8 @@ class PgVectorStore:
                     return False
             merged = [m for m in group if m.id != survivor.id]
             gone = [m.id for m in merged]
-            cur.execute("DELETE FROM memories WHERE workspace_id = %s AND id = ANY(%s::text[])",
-                        (ws, [_enc(i) for i in [survivor.id, *gone]]))
-            removed = cur.rowcount
+            removed = self._delete(cur, "workspace_id = %s AND id = ANY(%s::text[])",
+                                   (ws, [_enc(i) for i in [survivor.id, *gone]]))
             added = self._insert(cur, survivor, vector, embedding)
             cur.executemany(
                 "INSERT INTO aliases(workspace_id, alias, memory_id, created_at) VALUES (%s, %s, %s, %s) "
@@ -988,8 +1103,7 @@ class PgVectorStore:
         then vacuums them out of the indexes."""
         encoded = [_enc(m) for m in memory_ids]
         with self._write(workspace_id, model="none") as cur:
-            cur.execute("DELETE FROM memories WHERE workspace_id = %s AND id = ANY(%s::text[])", (workspace_id, encoded))
-            count = cur.rowcount
+            count = self._delete(cur, "workspace_id = %s AND id = ANY(%s::text[])", (workspace_id, encoded))
             cur.execute(
                 "DELETE FROM aliases WHERE workspace_id = %s AND (memory_id = ANY(%s::text[]) OR alias = ANY(%s::text[]))",
                 (workspace_id, encoded, encoded),
@@ -1096,21 +1210,23 @@ class PgVectorStore:
         vector."""
         repaired: list[str] = []
         relexed = 0
-        sql = f"SELECT {_COLUMNS}, lexemes::text FROM memories WHERE rowid > %s ORDER BY rowid LIMIT %s"
+        sql = f"SELECT {_COLUMNS}, search_terms, lexemes::text FROM memories WHERE rowid > %s ORDER BY rowid LIMIT %s"
         for rows in self._pages(sql, (), 500):
-            memories = [(_row_to_memory(r[:14]), r[-1]) for r in rows]  # raises StoreCorrupt on a bad checksum
+            memories = []  # (rowid, memory, what its tsvector is made of, its stored tsvector)
+            for row in rows:
+                rowid, m = _row_to_memory(row[:-2])  # raises StoreCorrupt on a bad checksum
+                memories.append((rowid, m, lexical_text(m.text, m.keywords, _dec(row[-2])), row[-1]))
             with self._read() as cur:
                 expected = cur.execute(
                     f"SELECT to_tsvector('{TEXT_SEARCH}', t)::text FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) "
                     "ORDER BY i",
-                    ([lexical_text(m.text, m.keywords) for (_, m), _ in memories],),
+                    ([text for _, _, text, _ in memories],),
                 ).fetchall()
-            wrong = [(rowid, lexical_text(m.text, m.keywords))
-                     for ((rowid, m), stored), (want,) in zip(memories, expected) if stored != want]
+            wrong = [(text, rowid) for (rowid, _, text, stored), (want,) in zip(memories, expected) if stored != want]
             if wrong:
-                with self._write(*{m.workspace_id for (_, m), _ in memories}, model="none") as cur:
+                with self._write(*{m.workspace_id for _, m, _, _ in memories}, model="none") as cur:
                     cur.executemany(f"UPDATE memories SET lexemes = to_tsvector('{TEXT_SEARCH}', %s) WHERE rowid = %s",
-                                    [(text, rowid) for rowid, text in wrong])
+                                    wrong)
                 relexed += len(wrong)
         if relexed:
             repaired.append(f"the lexical index of {relexed} memories did not match their text; rebuilt it")

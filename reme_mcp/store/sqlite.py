@@ -34,6 +34,7 @@ import numpy as np
 
 from reme_mcp.errors import StoreCorrupt, StoreMismatch
 from reme_mcp.privacy import encryption
+from reme_mcp.retrieval.lexical import THREAD_CONTEXT, search_terms
 from reme_mcp.store.base import Embedding, Memory, Scope, memory_from_row, pages, text_checksum
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 # 4: tags, expiry, use counts, aliases of merged memories, workspace retention;
 # 5: per-workspace counters kept by triggers, so telling a cache it is stale costs one row, not a scan.
 # An older store is upgraded in place.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 STORE_FILE = "memory.sqlite3"  # the embedded store's file under store_dir
 LOCK_WAIT_MS = 60_000  # how long a write waits for another process's write to finish
@@ -106,20 +107,33 @@ _SCHEMA = (
         created_at REAL NOT NULL,
         PRIMARY KEY (workspace_id, alias)
     )""",
-    # Keywords are indexed as their JSON list: the tokenizer drops the brackets, quotes
-    # and commas and keeps the words, so the triggers need no Python.
+)
+# The lexical index, created after the columns it reads exist. Keywords are indexed as their JSON list: the
+# tokenizer drops the brackets, quotes and commas and keeps the words. `search_terms` is what else a memory
+# is found by (reme_mcp/retrieval/lexical.py: CJK character pairs, its thread's previous memories).
+_LEXICAL = (
     """CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-        text, keywords, content='memories', content_rowid='rowid',
+        text, keywords, search_terms, content='memories', content_rowid='rowid',
         tokenize='porter unicode61 remove_diacritics 2'
     )""",
     """CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-        INSERT INTO memories_fts(rowid, text, keywords) VALUES (new.rowid, new.text, new.keywords);
+        INSERT INTO memories_fts(rowid, text, keywords, search_terms)
+        VALUES (new.rowid, new.text, new.keywords, new.search_terms);
     END""",
     """CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
-        INSERT INTO memories_fts(memories_fts, rowid, text, keywords)
-        VALUES ('delete', old.rowid, old.text, old.keywords);
+        INSERT INTO memories_fts(memories_fts, rowid, text, keywords, search_terms)
+        VALUES ('delete', old.rowid, old.text, old.keywords, old.search_terms);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF search_terms ON memories BEGIN
+        INSERT INTO memories_fts(memories_fts, rowid, text, keywords, search_terms)
+        VALUES ('delete', old.rowid, old.text, old.keywords, old.search_terms);
+        INSERT INTO memories_fts(rowid, text, keywords, search_terms)
+        VALUES (new.rowid, new.text, new.keywords, new.search_terms);
     END""",
 )
+# Schema 5 indexed text and keywords only: its lexical index is made again.
+_OLD_LEXICAL = ("DROP TRIGGER IF EXISTS memories_ai", "DROP TRIGGER IF EXISTS memories_ad",
+                "DROP TRIGGER IF EXISTS memories_au", "DROP TABLE IF EXISTS memories_fts")
 
 # Columns added after version 1, with their definitions, for upgrading an older store in place.
 _ADDED_COLUMNS = {
@@ -131,6 +145,8 @@ _ADDED_COLUMNS = {
         "expires_at": "REAL",
         "recall_count": "INTEGER NOT NULL DEFAULT 0",
         "last_recalled_at": "REAL",
+        "thread": "TEXT",
+        "search_terms": "TEXT NOT NULL DEFAULT ''",
     },
     "workspaces": {
         "retention": "REAL",  # seconds a memory lives when it has no expires_at of its own
@@ -145,6 +161,8 @@ _ADDED_COLUMNS = {
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS memories_expiry ON memories (workspace_id, expires_at)",
     "CREATE INDEX IF NOT EXISTS memories_created ON memories (workspace_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS memories_thread ON memories (workspace_id, thread, created_at) "
+    "WHERE thread IS NOT NULL",
     """CREATE TRIGGER IF NOT EXISTS memories_count_ai AFTER INSERT ON memories BEGIN
         INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (new.workspace_id, new.created_at);
         UPDATE workspaces SET memory_count = memory_count + 1, last_rowid = max(last_rowid, new.rowid)
@@ -171,12 +189,12 @@ _RECOUNT = (
 
 _COLUMNS = (
     "rowid, workspace_id, id, text, keywords, metadata, created_at, memory_type, status, text_sha256, "
-    "tags, expires_at, recall_count, last_recalled_at"
+    "tags, expires_at, recall_count, last_recalled_at, thread"
 )
 # What moves with a memory when it is rewritten under a new rowid.
 _CARRIED = (
     "workspace_id, id, text, keywords, created_at, embedding_model, embedding_dim, embedding, memory_type, "
-    "text_sha256, tags, expires_at, recall_count, last_recalled_at"
+    "text_sha256, tags, expires_at, recall_count, last_recalled_at, thread, search_terms"
 )
 
 
@@ -253,6 +271,15 @@ class SQLiteStore:
             for statement in _INDEXES:
                 db.execute(statement)
             version = self._meta("schema_version")
+            upgrading_lexical = version is not None and int(version) < 6
+            if upgrading_lexical:  # terms first, with no index or trigger to keep in step, then one rebuild
+                for statement in _OLD_LEXICAL:
+                    db.execute(statement)
+                self._index_search_terms()
+            for statement in _LEXICAL:
+                db.execute(statement)
+            if upgrading_lexical:
+                db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
             if version is not None and int(version) < 3:  # texts stored before checksums get theirs now
                 unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
                 db.executemany(
@@ -587,12 +614,57 @@ class SQLiteStore:
 
     # -- writes -------------------------------------------------------------------
 
+    def _before(self, workspace_id: str, thread: str, created_at: float, rowid: int) -> list[str]:
+        """The texts of the memories just before a position in a thread, oldest first."""
+        rows = self.db.execute(
+            "SELECT text FROM memories WHERE workspace_id = ? AND thread = ? AND (created_at, rowid) < (?, ?) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (workspace_id, thread, created_at, rowid, THREAD_CONTEXT),
+        ).fetchall()
+        return [text for (text,) in reversed(rows)]
+
+    def _rethread(self, workspace_id: str, thread: str | None, created_at: float, rowid: int) -> None:
+        """Index the memories after a position in a thread by their new neighbours (after an insert or a
+        delete there): a forgotten memory's words must not live on in its followers' search terms."""
+        if thread is None:
+            return
+        followers = self.db.execute(
+            "SELECT rowid, text, created_at, search_terms FROM memories WHERE workspace_id = ? AND thread = ? "
+            "AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?",
+            (workspace_id, thread, created_at, rowid, THREAD_CONTEXT),
+        ).fetchall()
+        for follower, text, at, old in followers:
+            terms = search_terms(text, self._before(workspace_id, thread, at, follower))
+            if terms != old:
+                self.db.execute("UPDATE memories SET search_terms = ? WHERE rowid = ?", (terms, follower))
+
+    def _delete(self, where: str, params: tuple[object, ...]) -> int:
+        """DELETE FROM memories WHERE `where`, re-indexing the thread followers of what is deleted."""
+        threaded = self.db.execute(
+            f"SELECT workspace_id, thread, created_at, rowid FROM memories WHERE ({where}) AND thread IS NOT NULL",
+            params,
+        ).fetchall()
+        count = self.db.execute(f"DELETE FROM memories WHERE {where}", params).rowcount
+        for position in threaded:
+            self._rethread(*position)
+        return count
+
+    def _index_search_terms(self) -> None:
+        """Give every memory its search terms (upgrading a store from before they existed)."""
+        rows = self.db.execute("SELECT rowid, workspace_id, thread, created_at, text FROM memories").fetchall()
+        self.db.executemany("UPDATE memories SET search_terms = ? WHERE rowid = ?", [
+            (search_terms(text, self._before(ws, thread, at, rowid) if thread is not None else []), rowid)
+            for rowid, ws, thread, at, text in rows
+        ])
+
     def _insert(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> sqlite3.Cursor:
-        return self.db.execute(
+        at = memory.created_at.timestamp()
+        before = [] if memory.thread is None else self._before(memory.workspace_id, memory.thread, at, 2**63 - 1)
+        cursor = self.db.execute(
             "INSERT OR IGNORE INTO memories(workspace_id, id, text, keywords, metadata, created_at, "
             "embedding_model, embedding_dim, embedding, memory_type, status, text_sha256, "
-            "tags, expires_at, recall_count, last_recalled_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "tags, expires_at, recall_count, last_recalled_at, thread, search_terms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 memory.workspace_id,
                 memory.id,
@@ -610,8 +682,13 @@ class SQLiteStore:
                 memory.expires_at.timestamp() if memory.expires_at else None,
                 memory.recall_count,
                 memory.last_recalled_at.timestamp() if memory.last_recalled_at else None,
+                memory.thread,
+                search_terms(memory.text, before),
             ),
         )
+        if cursor.rowcount == 1:
+            self._rethread(memory.workspace_id, memory.thread, at, cursor.lastrowid or 0)
+        return cursor
 
     def add(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> tuple[Memory, bool]:
         with self._write():
@@ -636,9 +713,7 @@ class SQLiteStore:
         """
         with self._write():
             self._check_embedding(embedding)
-            self.db.execute(
-                "DELETE FROM memories WHERE workspace_id = ? AND id = ?", (memory.workspace_id, memory.id)
-            )
+            self._delete("workspace_id = ? AND id = ?", (memory.workspace_id, memory.id))
             self.db.execute(
                 "INSERT OR IGNORE INTO workspaces(id, created_at) VALUES (?, ?)",
                 (memory.workspace_id, memory.created_at.timestamp()),
@@ -678,7 +753,7 @@ class SQLiteStore:
             if self.db.execute(f"SELECT 1 FROM memories WHERE {where} LIMIT 1", (workspace_id, now)).fetchone() is None:
                 return 0
         with self._write():
-            count = self.db.execute(f"DELETE FROM memories WHERE {where}", (workspace_id, now)).rowcount
+            count = self._delete(where, (workspace_id, now))
             self._drop_dangling_aliases(workspace_id)
             self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")  # no words left behind
         return count
@@ -754,7 +829,7 @@ class SQLiteStore:
             merged = [m for m in group if m.id != survivor.id]
             gone = [m.id for m in merged]
             for memory_id in [survivor.id, *gone]:
-                self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (ws, memory_id))
+                self._delete("workspace_id = ? AND id = ?", (ws, memory_id))
             self._insert(survivor, vector, embedding)
             self.db.executemany(
                 "INSERT OR REPLACE INTO aliases(workspace_id, alias, memory_id, created_at) VALUES (?, ?, ?, ?)",
@@ -774,9 +849,7 @@ class SQLiteStore:
         with self._write():
             count = 0
             for memory_id in memory_ids:
-                count += self.db.execute(
-                    "DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, memory_id)
-                ).rowcount
+                count += self._delete("workspace_id = ? AND id = ?", (workspace_id, memory_id))
             self.db.executemany(
                 "DELETE FROM aliases WHERE workspace_id = ? AND (memory_id = ? OR alias = ?)",
                 [(workspace_id, m, m) for m in memory_ids],
@@ -859,7 +932,7 @@ class SQLiteStore:
         """Delete these memories of the workspace in one transaction; returns how many existed."""
         with self._write():
             return sum(
-                self.db.execute("DELETE FROM memories WHERE workspace_id = ? AND id = ?", (workspace_id, i)).rowcount
+                self._delete("workspace_id = ? AND id = ?", (workspace_id, i))
                 for i in memory_ids
             )
 

@@ -1,0 +1,129 @@
+"""Threads and search terms: a memory is also found by the words of the memories before it in its thread, and
+Chinese or Japanese text by its character pairs (reme_mcp/retrieval/lexical.py). Both store backends, through
+the public API: the embedded pass on SQLite (FTS5), the pgvector pass on PostgreSQL (tsvector)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PGVECTOR, store_db, store_rows
+
+from reme_mcp import ReMeApp
+
+pytestmark = pytest.mark.anyio
+
+
+async def lexical_texts(store_dir: Path, query: str, top_k: int = 10) -> list[str]:
+    """What a lexical-only recall finds, best first."""
+    async with ReMeApp(store_dir=str(store_dir), retrieval__mode="lexical") as app:
+        found = await app.async_execute("recall", query=query, top_k=top_k)
+    return [m["text"] for m in found.metadata["memories"]]
+
+
+async def test_a_reply_is_found_by_the_words_of_the_question_before_it(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await app.async_execute("remember", text="Did you ever get to see the Louvre when you were in Paris?",
+                                thread="chat-1")
+        reply = await app.async_execute("remember", text="Yes, last Tuesday, with my sister.", thread="chat-1")
+        await app.async_execute("remember", text="Yes, last Tuesday, with my sister.")  # no thread: its own words only
+        await app.async_execute("remember", text="The dentist appointment moved to Friday.", thread="chat-2")
+        assert reply.metadata["memory"]["thread"] == "chat-1"
+        found = await app.async_execute("recall", query="when did I see the Louvre?", top_k=5)
+    hits = {(m["text"], m["thread"]) for m in found.metadata["memories"]}
+    assert ("Yes, last Tuesday, with my sister.", "chat-1") in hits
+
+    lexical = await lexical_texts(tmp_path, "louvre")
+    assert sorted(lexical) == ["Did you ever get to see the Louvre when you were in Paris?",
+                               "Yes, last Tuesday, with my sister."]  # the threadless copy is not among them
+    assert await lexical_texts(tmp_path, "dentist") == ["The dentist appointment moved to Friday."]  # other thread
+
+
+async def test_only_the_two_memories_before_one_are_its_context(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for text in ("We adopted a parrot named Kiwi.", "It talks all day.", "Mostly about crackers.",
+                     "And it wakes us at six."):
+            await app.async_execute("remember", text=text, thread="pets")
+    assert sorted(await lexical_texts(tmp_path, "parrot")) == [
+        "It talks all day.", "Mostly about crackers.", "We adopted a parrot named Kiwi."]
+
+
+async def test_forgetting_a_memory_removes_its_words_from_its_followers(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        secret = await app.async_execute("remember", text="The safe code is hidden under the Quetzalcoatl statue.",
+                                         thread="s")
+        await app.async_execute("remember", text="Got it, thanks.", thread="s")
+        middle = await app.async_execute("remember", text="Should I write the Xylophonist down?", thread="s")
+        await app.async_execute("remember", text="No, keep it in your head.", thread="s")
+        await app.async_execute("remember", text="Understood.", thread="s")
+    assert len(await lexical_texts(tmp_path, "quetzalcoatl")) == 3  # itself and the two after it
+
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await app.async_execute("forget", memory_id=secret.metadata["memory"]["id"])
+    assert await lexical_texts(tmp_path, "quetzalcoatl") == []
+    assert not [r for r in store_rows(tmp_path, "SELECT search_terms FROM memories") if "Quetzalcoatl" in r[0]]
+
+    # A memory forgotten in the middle: the ones after it are found by what now comes before them instead.
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await app.async_execute("forget", memory_id=middle.metadata["memory"]["id"])
+    assert await lexical_texts(tmp_path, "xylophonist") == []
+    assert sorted(await lexical_texts(tmp_path, "thanks")) == [
+        "Got it, thanks.", "No, keep it in your head.", "Understood."]
+
+
+async def test_a_chinese_or_japanese_query_finds_a_memory_written_without_spaces(tmp_path: Path) -> None:
+    texts = ["我们昨天去吃了北京烤鸭，味道很好。", "明天上海会下雨，记得带伞。", "会议改到下周三下午三点。",
+             "東京タワーの展望台は夜がきれいです。", "The Beijing office moved to a new building."]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for text in texts:
+            await app.async_execute("remember", text=text)
+        found = await app.async_execute("recall", query="北京烤鸭好吃吗？", top_k=1)
+    assert found.metadata["memories"][0]["text"] == texts[0]
+    for query, expected in (("北京烤鸭", 0), ("上海下雨", 1), ("会议几点", 2), ("東京タワー", 3), ("夜景がきれい", 3)):
+        assert (await lexical_texts(tmp_path, query))[:1] == [texts[expected]], query
+    assert await lexical_texts(tmp_path, "广州") == []  # a pair no memory has
+
+
+async def test_an_upgraded_store_gets_the_search_terms_of_its_memories(tmp_path: Path) -> None:
+    texts = ["我们昨天去吃了北京烤鸭。", "The boiler was serviced in March."]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for text in texts:
+            await app.async_execute("remember", text=text)
+    # Back to a store from before threads and search terms: no such columns, an index of text and keywords only.
+    with store_db(tmp_path) as db:
+        if PGVECTOR:
+            from reme_mcp.store.pgvector import lexical_text
+
+            rows = db.execute("SELECT rowid, text, keywords FROM memories").fetchall()
+            db.execute("ALTER TABLE memories DROP COLUMN thread, DROP COLUMN search_terms")
+            for rowid, text, keywords in rows:
+                db.execute("UPDATE memories SET lexemes = to_tsvector('english', ?) WHERE rowid = ?",
+                           (lexical_text(text, json.loads(keywords)), rowid))
+            db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        else:
+            for statement in (
+                "DROP TRIGGER memories_ai", "DROP TRIGGER memories_ad", "DROP TRIGGER memories_au",
+                "DROP TABLE memories_fts", "DROP INDEX memories_thread",
+                "ALTER TABLE memories DROP COLUMN thread", "ALTER TABLE memories DROP COLUMN search_terms",
+                "CREATE VIRTUAL TABLE memories_fts USING fts5(text, keywords, content='memories', "
+                "content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2')",
+                "CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts(rowid, text, "
+                "keywords) VALUES (new.rowid, new.text, new.keywords); END",
+                "CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN INSERT INTO memories_fts(memories_fts, "
+                "rowid, text, keywords) VALUES ('delete', old.rowid, old.text, old.keywords); END",
+                "INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')",
+                "UPDATE meta SET value = '5' WHERE key = 'schema_version'",
+            ):
+                db.execute(statement)
+    assert await lexical_texts(tmp_path, "北京烤鸭") == [texts[0]]  # opening it upgrades it
+    assert await lexical_texts(tmp_path, "boiler") == [texts[1]]
+    terms = dict(store_rows(tmp_path, "SELECT text, search_terms FROM memories"))
+    assert terms == {texts[0]: "我们 们昨 昨天 天去 去吃 吃了 了北 北京 京烤 烤鸭", texts[1]: ""}
+    version = store_rows(tmp_path, "SELECT value FROM meta WHERE key = 'schema_version'")
+    assert version == ([("2",)] if PGVECTOR else [("6",)])
+    async with ReMeApp(store_dir=str(tmp_path)) as app:  # threads work in the upgraded store
+        await app.async_execute("remember", text="Which restaurant was it?", thread="t")
+        await app.async_execute("remember", text="Quanjude, near Qianmen.", thread="t")
+    assert sorted(await lexical_texts(tmp_path, "restaurant")) == ["Quanjude, near Qianmen.",
+                                                                   "Which restaurant was it?"]
