@@ -22,10 +22,15 @@ from reme_mcp.config import RetrievalConfig
 from reme_mcp.retrieval import recency
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.fusion import rrf
-from reme_mcp.retrieval.lexical import match_expression
+from reme_mcp.retrieval.lexical import match_expression, words
 from reme_mcp.store.base import MemoryStore, Scope, VectorSpace
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+# A long query (a whole dialogue) shares some words with nearly every memory, so BM25's ranking turns to
+# noise while the dense one gains context: the dense weight grows with the query's words, from 1x at
+# LONG_QUERY_WORDS to at most LONG_QUERY_BOOST x (LoCoMo questions: 1x; MADial dialogues: about 1.7x).
+LONG_QUERY_WORDS = 25
+LONG_QUERY_BOOST = 1.7
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class Query:
     text: str
     vector: np.ndarray | None  # the embedding model's
     cell_vector: np.ndarray | None = None  # the cell encoder's, when the workspace's cells are on
+
+
+def length_boost(text: str) -> float:
+    """How much more the dense ranking counts for a query this long (see LONG_QUERY_WORDS)."""
+    return min(LONG_QUERY_BOOST, max(1.0, len(words(text)) / LONG_QUERY_WORDS))
 
 
 def latin_share(text: str) -> float:
@@ -106,7 +116,8 @@ def fuse(
         latin = 1.0
         if cells is not None and cellular:
             latin = min(latin_share(query.text), cells.adapter.latin if cells.adapter else 1.0)
-        rankings = [([r for r, _ in lexical], 1.0), ([r for r, _ in semantic], config.dense_weight * latin)]
+        dense_weight = config.dense_weight * length_boost(query.text)
+        rankings = [([r for r, _ in lexical], 1.0), ([r for r, _ in semantic], dense_weight * latin)]
         if cellular:
             rankings.append(([r for r, _ in cellular], config.cells_weight * (2.0 - latin)))
         fused = rrf(rankings, k=config.rrf_k)
