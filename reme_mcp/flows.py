@@ -171,7 +171,7 @@ FLOWS: dict[str, Flow] = {
                 "Search long-term memory. Call it before answering anything that may depend on earlier sessions: "
                 "the user's preferences, past decisions, names, events, prior results. Matches by meaning and by "
                 "exact words; returns the best memories first, each with id, similarity and the exact stored text. "
-                "Filters (tags, memory_type, after/before such as 7d or 2026-05-01) apply before ranking."
+                "Filters (tags, memory_type, thread, after/before such as 7d or 2026-05-01) apply before ranking."
             ),
             input=RecallInput,
             output=RecallOutput,
@@ -183,9 +183,10 @@ FLOWS: dict[str, Flow] = {
             name="forget",
             description=(
                 "Delete memories when the user asks you to forget something or a memory turned out wrong: one by "
-                "memory_id at once; or many by query, tags, time (after/before), memory_type, or about=X "
-                "(everything that mentions X, working-memory files included). Many are deleted in two steps: the "
-                "first call lists them with a confirm code, the second passes confirm=<code>. Cannot be undone."
+                "memory_id at once; or many by query, tags, time (after/before), memory_type, thread (a whole "
+                "conversation), or about=X (everything that mentions X, working-memory files included). Many are "
+                "deleted in two steps: the first call lists them with a confirm code, the second passes "
+                "confirm=<code>. Cannot be undone."
             ),
             input=ForgetInput,
             output=ForgetOutput,

@@ -72,6 +72,26 @@ async def test_forgetting_a_memory_removes_its_words_from_its_followers(tmp_path
         "Got it, thanks.", "No, keep it in your head.", "Understood."]
 
 
+async def test_recall_and_forget_narrow_to_one_thread(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for thread in ("monday-call", "friday-call"):
+            await app.async_execute("remember", text=f"We agreed to ship the parser on the {thread}.", thread=thread)
+            await app.async_execute("remember", text="Action item: Dana reviews the parser.", thread=thread)
+        await app.async_execute("remember", text="The parser is written in Rust.")  # no thread
+        found = await app.async_execute("recall", query="parser", top_k=10, thread="friday-call")
+        assert {(m["text"], m["thread"]) for m in found.metadata["memories"]} == {
+            ("We agreed to ship the parser on the friday-call.", "friday-call"),
+            ("Action item: Dana reviews the parser.", "friday-call"),
+        }
+        dry = await app.async_execute("forget", thread="monday-call")
+        assert dry.metadata["dry_run"] and len(dry.metadata["memories"]) == 2
+        await app.async_execute("forget", thread="monday-call", confirm=dry.metadata["confirm"])
+        left = await app.async_execute("recall", query="parser", top_k=10)
+        assert sorted(m["thread"] or "" for m in left.metadata["memories"]) == ["", "friday-call", "friday-call"]
+        missing = await app.async_execute("recall", query="parser", thread="monday-call")
+        assert missing.metadata["memories"] == []
+
+
 async def test_a_chinese_or_japanese_query_finds_a_memory_written_without_spaces(tmp_path: Path) -> None:
     texts = ["我们昨天去吃了北京烤鸭，味道很好。", "明天上海会下雨，记得带伞。", "会议改到下周三下午三点。",
              "東京タワーの展望台は夜がきれいです。", "The Beijing office moved to a new building."]

@@ -128,6 +128,10 @@ class Filters(_Input):
     tag_mode: Literal["any", "all"] = Field("any", description="any: at least one of the tags; all: every one.")
     after: When = Field(None, description="Only memories written at or after this time (ISO 8601, or 7d, 12h...).")
     before: When = Field(None, description="Only memories written before this time (ISO 8601, or 7d, 12h...).")
+    thread: str | None = Field(
+        None, min_length=1, max_length=200, description="Only memories of this thread (a conversation or session id "
+        "given to remember)."
+    )
 
 
 QUERY_CHARS = 10_000  # a question or a passage; a longer one only slows the word index (every word is a term)

@@ -1,6 +1,6 @@
 """forget: one memory by id at once, or many by selectors after a dry run the caller confirms.
 
-Selectors (query, about, tags, time, memory_type) are AND-ed. A first call lists what
+Selectors (query, about, tags, time, memory_type, thread) are AND-ed. A first call lists what
 matches and returns a confirm code, a digest of exactly that list; the second call
 deletes only if the list is still the same, so a memory written in between is never
 deleted unseen. `about` reaches everything that mentions its words: memories of every

@@ -36,13 +36,13 @@ class ForgetInput(Filters):
     @model_validator(mode="after")
     def _one_way(self) -> "ForgetInput":
         # An empty list or string selects nothing, not everything: `tags=""` must never mean "all memories".
-        selectors = [self.query, self.about, self.tags, self.after, self.before, self.memory_type]
+        selectors = [self.query, self.about, self.tags, self.after, self.before, self.memory_type, self.thread]
         if any(s is not None and not s for s in selectors):
             raise ValueError("an empty selector (tags, memory_type, ...) selects nothing; leave it out instead")
         if self.memory_id is not None and any(s is not None for s in selectors):
-            raise ValueError("give memory_id alone, or selectors (query, about, tags, after, before, memory_type)")
+            raise ValueError("give memory_id alone, or selectors (query, about, tags, after, before, memory_type, thread)")
         if self.memory_id is None and all(s is None for s in selectors):
-            raise ValueError("say what to forget: memory_id, or query, about, tags, after, before or memory_type")
+            raise ValueError("say what to forget: memory_id, or query, about, tags, after, before, memory_type or thread")
         return self
 
 

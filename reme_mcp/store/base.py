@@ -59,11 +59,12 @@ class Scope:
     all_tags: bool = False  # True: a memory needs every tag; False: any one of them
     after: float | None = None
     before: float | None = None
+    thread: str | None = None  # only the memories of this conversation or session
 
     @property
     def narrows(self) -> bool:
         """True when the filter needs more than the memory type (which every key space knows by itself)."""
-        return bool(self.tags) or self.after is not None or self.before is not None
+        return bool(self.tags) or self.after is not None or self.before is not None or self.thread is not None
 
 
 class Embedding(BaseModel):
@@ -235,8 +236,8 @@ class MemoryStore(Protocol):
     def cell_keys(self, workspace_id: str) -> dict[int, np.ndarray]:
         """rowid -> the memory's trained keys (count x dim)."""
 
-    def without_cell_keys(self, workspace_id: str, model_id: str) -> list[tuple[int, str, list[str]]]:
-        """(rowid, text, keywords) of active memories with no keys from this model yet."""
+    def without_cell_keys(self, workspace_id: str, model_id: str, after: int = 0) -> list[tuple[int, str, list[str]]]:
+        """(rowid, text, keywords) of active memories with no keys from this model yet (rowid > `after`), by rowid."""
 
     def put_cell_keys(self, workspace_id: str, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None: ...
 

@@ -395,6 +395,9 @@ def _scope_filter(scope: Scope | None) -> tuple[str, list[Any]]:
     if scope.before is not None:
         clause += " AND created_at < %s"
         params.append(scope.before)
+    if scope.thread is not None:
+        clause += " AND thread = %s"
+        params.append(_enc(scope.thread))
     return clause, params
 
 
@@ -790,13 +793,14 @@ class PgVectorStore:
             ).fetchall()
         return {r: np.frombuffer(bytes(blob), dtype=np.float32).reshape(n, d) for r, n, d, blob in rows}
 
-    def without_cell_keys(self, workspace_id: str, model_id: str) -> list[tuple[int, str, list[str]]]:
+    def without_cell_keys(self, workspace_id: str, model_id: str, after: int = 0) -> list[tuple[int, str, list[str]]]:
         with self._read() as cur:
             rows = cur.execute(
                 "SELECT m.rowid, m.text, m.keywords FROM memories m LEFT JOIN cell_keys k "
                 "ON k.memory_rowid = m.rowid AND k.embedding_model = %s "
-                "WHERE m.workspace_id = %s AND m.status = 'active' AND k.memory_rowid IS NULL ORDER BY m.rowid",
-                (model_id, workspace_id),
+                "WHERE m.workspace_id = %s AND m.status = 'active' AND k.memory_rowid IS NULL AND m.rowid > %s "
+                "ORDER BY m.rowid",
+                (model_id, workspace_id, after),
             ).fetchall()
         return [(rowid, _dec(text), json.loads(keywords)) for rowid, text, keywords in rows]
 

@@ -221,6 +221,9 @@ def _scope_filter(scope: Scope | None, alias: str = "") -> tuple[str, list[objec
     if scope.before is not None:
         clause += f" AND {alias}created_at < ?"
         params.append(scope.before)
+    if scope.thread is not None:
+        clause += f" AND {alias}thread = ?"
+        params.append(scope.thread)
     return clause, params
 
 
@@ -580,14 +583,15 @@ class SQLiteStore:
             ).fetchall()
         return {r: np.frombuffer(blob, dtype=np.float32).reshape(n, d) for r, n, d, blob in rows}
 
-    def without_cell_keys(self, workspace_id: str, model_id: str) -> list[tuple[int, str, list[str]]]:
+    def without_cell_keys(self, workspace_id: str, model_id: str, after: int = 0) -> list[tuple[int, str, list[str]]]:
         """(rowid, text, keywords) of active memories that have no keys from `model_id` yet."""
         with self._lock:
             rows = self.db.execute(
                 "SELECT m.rowid, m.text, m.keywords FROM memories m LEFT JOIN cell_keys k "
                 "ON k.memory_rowid = m.rowid AND k.embedding_model = ? "
-                "WHERE m.workspace_id = ? AND m.status = 'active' AND k.memory_rowid IS NULL ORDER BY m.rowid",
-                (model_id, workspace_id),
+                "WHERE m.workspace_id = ? AND m.status = 'active' AND k.memory_rowid IS NULL AND m.rowid > ? "
+                "ORDER BY m.rowid",
+                (model_id, workspace_id, after),
             ).fetchall()
         return [(rowid, text, json.loads(keywords)) for rowid, text, keywords in rows]
 
