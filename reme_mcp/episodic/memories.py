@@ -48,7 +48,7 @@ def scope_of(filters: Filters, now: datetime) -> Scope:
         raise InvalidInput(f"after ({filters.after}) is not earlier than before ({filters.before}): nothing can match.")
     return Scope(
         types=tuple(filters.memory_type or ()), tags=tuple(filters.tags or ()), all_tags=filters.tag_mode == "all",
-        after=after, before=before,
+        after=after, before=before, thread=filters.thread,
     )
 
 
@@ -64,12 +64,16 @@ def search(
     if services.store.purge_expired(workspace_id, now):
         log.info("purged expired memories of workspace '%s'", workspace_id)
     plain, cells = services.dense.spaces(workspace_id)
-    if cells is not None and np.count_nonzero(cells.kinds != "") < np.count_nonzero(plain.kinds != ""):
+    trained = cells is not None and cells.adapter is not None
+    if trained and np.count_nonzero(cells.kinds != "") < np.count_nonzero(plain.kinds != ""):
         # Whatever was written since training (remember, distilled memories, another process) is keyed
         # here, once, so every active memory is reachable through the cells.
         missing = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id)
         if missing:
             key_cells(services, workspace_id, missing)
+            plain, cells = services.dense.spaces(workspace_id)
+    elif not trained and len(plain.rowids) and int(plain.rowids[-1]) > services.dense.scripts_read.get(workspace_id, 0):
+        if key_foreign(services, workspace_id):
             plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]
     cell_vector = services.cell_encoder.encode([query])[0] if cells is not None else None
@@ -130,6 +134,28 @@ def key_cells(services: Services, workspace_id: str, memories: list[tuple[int, s
         at += len(group)
     services.store.put_cell_keys(workspace_id, rows, services.cell_encoder.embedding())
     return len(flat)
+
+
+def key_foreign(services: Services, workspace_id: str) -> int:
+    """Give the memories written since the last look whose text is mostly not in Latin script (Chinese,
+    Russian...) their multilingual keys; returns how many were keyed (blocking).
+
+    The English embedding model cannot read them, so without these keys recall would find them by their
+    words alone (bench/multilingual.py). A workspace in English pays one read of its new memories' texts;
+    nothing is keyed when the embedding model is the multilingual encoder itself.
+    """
+    model_id = services.cell_encoder.model_id
+    if services.embedder.model_id == model_id:
+        return 0
+    after = services.dense.scripts_read.get(workspace_id, 0)
+    fresh = services.store.without_cell_keys(workspace_id, model_id, after)
+    if not fresh:
+        return 0
+    foreign = [m for m in fresh if hybrid.latin_share(m[1]) < hybrid.FOREIGN_BELOW]
+    if foreign:
+        key_cells(services, workspace_id, foreign)
+    services.dense.scripts_read[workspace_id] = fresh[-1][0]
+    return len(foreign)
 
 
 async def require_workspace(services: Services, workspace_id: str) -> None:

@@ -3,7 +3,9 @@
 Every memory is reached by its own vector (the configured embedding model). In a
 workspace whose trained cells are on (reme_mcp/cells) there is a second key space:
 each memory's cell keys in the multilingual cell encoder's space, searched with the
-query passed through the trained adapter, a memory scoring the best of its keys.
+query passed through the trained adapter, a memory scoring the best of its keys. An
+untrained workspace has the same second space for just its memories in a script the
+English model cannot read, searched with the query as it is.
 
 The key spaces of a workspace are read from the store once and kept until the store's
 fingerprint of that workspace changes (memories, keys or model), which also catches
@@ -148,12 +150,17 @@ class KeySpace:
 
 def load_cells(store: MemoryStore, plain: VectorSpace, workspace_id: str, model_id: str, force: bool = False) -> KeySpace | None:
     """The workspace's trained cells when they are switched on (or, with `force`, whenever they exist);
-    `plain` is its memory-vector space, for the rowids and kinds."""
+    `plain` is its memory-vector space, for the rowids and kinds.
+
+    A workspace never trained still has the multilingual keys of its memories that the English model cannot
+    read (Chinese, Russian...; see episodic/memories.py): those come back as a key space without an adapter."""
     model = store.cell_model(workspace_id)
-    if model is None or not (model[1] or force):
+    if model is not None and not (model[1] or force):
         return None
-    adapter = Adapter.from_bytes(model[0], model_id)
-    return KeySpace.from_keys(plain.rowids, plain.kinds, store.cell_keys(workspace_id), adapter)
+    keys = store.cell_keys(workspace_id)
+    if model is None:
+        return KeySpace.from_keys(plain.rowids, plain.kinds, keys, None) if keys else None
+    return KeySpace.from_keys(plain.rowids, plain.kinds, keys, Adapter.from_bytes(model[0], model_id))
 
 
 class DenseIndex:
@@ -175,6 +182,7 @@ class DenseIndex:
         self._anns: dict[str, Ann] = {}
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()  # one reader of the store's vectors at a time
+        self.scripts_read: dict[str, int] = {}  # workspace -> last rowid whose script was checked (memories.py)
 
     def spaces(self, workspace_id: str) -> tuple[VectorSpace, KeySpace | None]:
         """(memory vectors, trained cells or None when they are off) of a workspace."""

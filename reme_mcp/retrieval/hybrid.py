@@ -31,6 +31,8 @@ _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 # LONG_QUERY_WORDS to at most LONG_QUERY_BOOST x (LoCoMo questions: 1x; MADial dialogues: about 1.7x).
 LONG_QUERY_WORDS = 25
 LONG_QUERY_BOOST = 1.7
+# A text with less than this share of Latin letters is one the English embedding model cannot read.
+FOREIGN_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,17 +111,28 @@ def fuse(
         semantic = plain.search(query.vector, depth, types, allowed)
     if config.mode != "lexical" and cells is not None and query.cell_vector is not None:
         cellular = cells.search(query.cell_vector, depth, types, allowed)
+    if cells is not None and cells.adapter is None:
+        # Untrained multilingual keys belong to the memories the English model cannot read (its ranking of
+        # them is noise): they are ranked by their multilingual cosine in one dense ranking with the rest,
+        # whose cosines are on a like scale, and the English model's part drops out for a query it cannot read.
+        latin = latin_share(query.text)
+        native = [hit for hit, foreign in zip(semantic, _within(cells, semantic)) if not foreign]
+        semantic = sorted((native if latin >= FOREIGN_BELOW else []) + cellular, key=lambda hit: -hit[1])[:depth]
+        cellular = []
     if config.mode == "hybrid":
-        # With cells on, the English model's ranking fades with the non-Latin letters of the query or of the
-        # workspace, and the multilingual cells take up its weight: 0.7 each for English, 0 and 1.4 for
-        # Chinese or Russian, whichever language the query is in.
-        latin = 1.0
-        if cells is not None and cellular:
-            latin = min(latin_share(query.text), cells.adapter.latin if cells.adapter else 1.0)
+        # With trained cells, the English model's ranking fades with the non-Latin letters of the query or
+        # of the workspace, and the multilingual cells take up its weight: 0.7 each for English, 0 and 1.4
+        # for Chinese or Russian, whichever language the query is in. Untrained multilingual keys are part
+        # of the dense ranking, which takes up the same weight.
         dense_weight = config.dense_weight * length_boost(query.text)
-        rankings = [([r for r, _ in lexical], 1.0), ([r for r, _ in semantic], dense_weight * latin)]
-        if cellular:
-            rankings.append(([r for r, _ in cellular], config.cells_weight * (2.0 - latin)))
+        rankings = [([r for r, _ in lexical], 1.0)]
+        if cells is not None and cells.adapter is None:
+            rankings.append(([r for r, _ in semantic], dense_weight * (2.0 - latin)))
+        else:
+            latin = min(latin_share(query.text), cells.adapter.latin) if cells is not None and cellular else 1.0
+            rankings.append(([r for r, _ in semantic], dense_weight * latin))
+            if cellular:
+                rankings.append(([r for r, _ in cellular], config.cells_weight * (2.0 - latin)))
         fused = rrf(rankings, k=config.rrf_k)
     else:
         fused = lexical or semantic
@@ -138,3 +151,12 @@ def fuse(
         cosine.update(from_cells)
         cosine.update(cells.similarities(query.cell_vector, [r for r, _ in fused if r not in from_cells]))
     return [Ranked(rowid=r, score=s, similarity=cosine.get(r, 0.0)) for r, s in fused]
+
+
+def _within(space: KeySpace, ranking: list[tuple[int, float]]) -> np.ndarray:
+    """Which rowids of `ranking` have keys in `space`."""
+    rowids = np.fromiter((r for r, _ in ranking), dtype=np.int64, count=len(ranking))
+    if len(space.rowids) == 0:
+        return np.zeros(len(rowids), dtype=bool)
+    at = np.minimum(np.searchsorted(space.rowids, rowids), len(space.rowids) - 1)
+    return space.rowids[at] == rowids

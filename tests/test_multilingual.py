@@ -1,0 +1,79 @@
+"""Memories the English model cannot read (Chinese, Russian) are found by meaning without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import store_rows
+
+from reme_mcp import ReMeApp
+
+pytestmark = pytest.mark.anyio
+
+ENGLISH = [
+    "Standup moved to 9:30 because of the new release schedule.",
+    "The staging database password rotates every Monday.",
+    "I prefer tabs over spaces in Go code.",
+]
+CHINESE = [
+    "我养了一只橘色的小猫，叫南瓜，它整天睡在窗台上。",  # an orange kitten, Pumpkin, sleeps on the windowsill
+    "上个月我去成都出差，吃了很辣的火锅。",  # a business trip to Chengdu, spicy hotpot
+    "女儿下周要参加钢琴比赛，每天练习两个小时。",  # a daughter's piano contest next week
+]
+RUSSIAN = [
+    "Вчера мы с братом чинили велосипед во дворе.",  # fixing a bicycle with my brother yesterday
+    "Бабушка испекла пирог с вишней на мой день рождения.",  # grandmother baked a cherry pie for my birthday
+]
+
+
+async def remember_all(app: ReMeApp, texts: list[str]) -> None:
+    for text in texts:
+        await app.async_execute("remember", text=text)
+
+
+async def top(app: ReMeApp, query: str, **filters: object) -> str:
+    found = await app.async_execute("recall", query=query, top_k=3, **filters)
+    return found.metadata["memories"][0]["text"]
+
+
+def keyed(store_dir: Path) -> int:
+    return store_rows(store_dir, "SELECT count(*) FROM cell_keys")[0][0]
+
+
+async def test_chinese_and_russian_memories_are_found_by_meaning_in_their_language_and_in_english(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, ENGLISH + CHINESE + RUSSIAN)
+        # No character pair of these queries is in the memory they should find: only meaning leads there.
+        assert await top(app, "我家的猫咪叫什么？") == CHINESE[0]  # what is my cat called?
+        assert await top(app, "哪次旅行的菜特别麻？") == CHINESE[1]  # which trip had numbing food?
+        assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]  # who made dessert for the party?
+        # Across languages, and the English memories are still found as before.
+        assert await top(app, "What is the name of my pet?") == CHINESE[0]
+        assert await top(app, "music competition practice") == CHINESE[2]
+        assert await top(app, "What time does standup start now?") == ENGLISH[0]
+    # Only the memories the English model cannot read were given multilingual keys.
+    assert keyed(tmp_path) == len(CHINESE) + len(RUSSIAN)
+
+
+async def test_an_english_workspace_gets_no_multilingual_keys(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, ENGLISH)
+        assert await top(app, "database credentials") == ENGLISH[1]
+        await app.async_execute("remember", text="我喜欢喝绿茶。")  # one Chinese memory arrives later
+        assert await top(app, "What drink do I like?", memory_type="episode") == "我喜欢喝绿茶。"
+    assert keyed(tmp_path) == 1
+
+
+async def test_forgetting_a_chinese_memory_drops_its_keys_and_a_new_process_keys_the_rest(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, CHINESE)
+        assert await top(app, "我家的猫咪叫什么？") == CHINESE[0]
+        memories = (await app.async_execute("recall", query="猫", top_k=3)).metadata["memories"]
+        cat = next(m for m in memories if m["text"] == CHINESE[0])
+        await app.async_execute("forget", memory_id=cat["id"])
+    assert keyed(tmp_path) == len(CHINESE) - 1
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, RUSSIAN)
+        assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]
+    assert keyed(tmp_path) == len(CHINESE) - 1 + len(RUSSIAN)
