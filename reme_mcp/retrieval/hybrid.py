@@ -5,7 +5,9 @@ paraphrases. Fusing the two beats either on conversational memory (bench/locomo.
 Trained cells add a third ranking from a multilingual encoder (bench/episodic.py);
 with them on, the English embedding model's ranking counts only in proportion to the
 Latin letters of the query, since it reads nothing else, and the cells' weight grows
-by what it loses.
+by what it loses. Untrained, the memories mostly in another script (Chinese, Russian)
+have the same encoder's keys, and their cosine takes their place in the dense ranking
+(bench/multilingual.py).
 """
 
 from __future__ import annotations
