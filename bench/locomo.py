@@ -28,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import anyio
+from harness import percentile
 
 from reme_mcp import ReMeApp
 
@@ -125,9 +126,9 @@ def report(split: str, data: list[tuple[int, dict]]) -> None:
                        for base, r in (("bm25", "x bm25"), ("dense", "x dense"))]
         print(f"{category:<12} {n:>4}  " + "  ".join(cells) + "  " + "  ".join(ratios))
     for column in columns:
-        lat = sorted(results[column][1])
-        print(f"recall latency {column:<8} p50 {lat[len(lat) // 2] * 1000:.1f} ms  "
-              f"p95 {lat[int(len(lat) * 0.95)] * 1000:.1f} ms")
+        lat = results[column][1]
+        print(f"recall latency {column:<8} p50 {percentile(lat, 50) * 1000:.1f} ms  "
+              f"p95 {percentile(lat, 95) * 1000:.1f} ms")
 
 
 def main() -> None:

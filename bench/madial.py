@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import anyio
+from harness import percentile
 
 from reme_mcp import ReMeApp
 
@@ -91,9 +92,8 @@ def main() -> None:
             print(f"{'mode':<8} " + " ".join(f"{'R@' + str(k):>6}" for k in KS) + "   latency p50")
             mean = {m: {k: sum(results[m][0][k]) / len(results[m][0][k]) for k in KS} for m in MODES}
             for mode in MODES:
-                lat = sorted(results[mode][1])
                 print(f"{mode:<8} " + " ".join(f"{mean[mode][k]:>6.3f}" for k in KS)
-                      + f"   {lat[len(lat) // 2] * 1000:.1f} ms")
+                      + f"   {percentile(results[mode][1], 50) * 1000:.1f} ms")
             for base in ("lexical", "dense"):
                 print(f"{'x ' + base:<8} " + " ".join(f"{mean['hybrid'][k] / max(mean[base][k], 1e-9):>6.2f}" for k in KS))
 
