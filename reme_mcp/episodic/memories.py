@@ -72,9 +72,8 @@ def search(
         if missing:
             key_cells(services, workspace_id, missing)
             plain, cells = services.dense.spaces(workspace_id)
-    elif not trained and len(plain.rowids) and int(plain.rowids[-1]) > services.dense.scripts_read.get(workspace_id, 0):
-        if key_foreign(services, workspace_id):
-            plain, cells = services.dense.spaces(workspace_id)
+    elif not trained and key_foreign(services, workspace_id):
+        plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]
     cell_vector = services.cell_encoder.encode([query])[0] if cells is not None else None
     ranked = hybrid.search(
@@ -141,20 +140,22 @@ def key_foreign(services: Services, workspace_id: str) -> int:
     Russian...) their multilingual keys; returns how many were keyed (blocking).
 
     The English embedding model cannot read them, so without these keys recall would find them by their
-    words alone (bench/multilingual.py). A workspace in English pays one read of its new memories' texts;
-    nothing is keyed when the embedding model is the multilingual encoder itself.
+    words alone (bench/multilingual.py). A recall with nothing written since costs one lookup of the store's
+    last rowid; a workspace in English then pays one read of its new memories' texts. Nothing is keyed when
+    the embedding model is the multilingual encoder itself.
     """
     model_id = services.cell_encoder.model_id
     if services.embedder.model_id == model_id:
         return 0
+    last = services.store.last_rowid()
     after = services.dense.scripts_read.get(workspace_id, 0)
-    fresh = services.store.without_cell_keys(workspace_id, model_id, after)
-    if not fresh:
+    if last <= after:
         return 0
+    fresh = services.store.without_cell_keys(workspace_id, model_id, after)
     foreign = [m for m in fresh if hybrid.latin_share(m[1]) < hybrid.FOREIGN_BELOW]
     if foreign:
         key_cells(services, workspace_id, foreign)
-    services.dense.scripts_read[workspace_id] = fresh[-1][0]
+    services.dense.scripts_read[workspace_id] = last
     return len(foreign)
 
 

@@ -182,7 +182,7 @@ class DenseIndex:
         self._anns: dict[str, Ann] = {}
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()  # one reader of the store's vectors at a time
-        self.scripts_read: dict[str, int] = {}  # workspace -> last rowid whose script was checked (memories.py)
+        self.scripts_read: dict[str, int] = {}  # workspace -> the store's last rowid when scripts were checked
 
     def spaces(self, workspace_id: str) -> tuple[VectorSpace, KeySpace | None]:
         """(memory vectors, trained cells or None when they are off) of a workspace."""
