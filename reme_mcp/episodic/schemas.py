@@ -85,21 +85,18 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Thread = Annotated[
-    str | None,
-    Field(
-        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$",
-        description="The conversation or session this memory is a turn of (any id you choose). A memory is "
-        "also found by the words of the two remembered before it in its thread, so a reply like 'yes, last "
-        "Tuesday' is found by the question it answers. Omit for a standalone fact.",
-    ),
-]
+# A conversation or session id, as remember takes it and recall and forget filter by it.
+ThreadId = Annotated[str | None, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class RememberInput(_Input):
     text: MemoryText
     keywords: Keywords
-    thread: Thread = None
+    thread: ThreadId = Field(
+        None, description="The conversation or session this memory is a turn of (any id you choose). A memory is "
+        "also found by the words of the two remembered before it in its thread, so a reply like 'yes, last "
+        "Tuesday' is found by the question it answers. Omit for a standalone fact.",
+    )
     workspace_id: WorkspaceId = None
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any JSON object kept with the memory and returned by recall."
@@ -128,9 +125,8 @@ class Filters(_Input):
     tag_mode: Literal["any", "all"] = Field("any", description="any: at least one of the tags; all: every one.")
     after: When = Field(None, description="Only memories written at or after this time (ISO 8601, or 7d, 12h...).")
     before: When = Field(None, description="Only memories written before this time (ISO 8601, or 7d, 12h...).")
-    thread: str | None = Field(
-        None, min_length=1, max_length=200, description="Only memories of this thread (a conversation or session id "
-        "given to remember)."
+    thread: ThreadId = Field(
+        None, description="Only memories of this thread (a conversation or session id given to remember)."
     )
 
 

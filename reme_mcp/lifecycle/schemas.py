@@ -40,9 +40,13 @@ class ForgetInput(Filters):
         if any(s is not None and not s for s in selectors):
             raise ValueError("an empty selector (tags, memory_type, ...) selects nothing; leave it out instead")
         if self.memory_id is not None and any(s is not None for s in selectors):
-            raise ValueError("give memory_id alone, or selectors (query, about, tags, after, before, memory_type, thread)")
+            raise ValueError(
+                "give memory_id alone, or selectors (query, about, tags, after, before, memory_type, thread)"
+            )
         if self.memory_id is None and all(s is None for s in selectors):
-            raise ValueError("say what to forget: memory_id, or query, about, tags, after, before, memory_type or thread")
+            raise ValueError(
+                "say what to forget: memory_id, or query, about, tags, after, before, memory_type or thread"
+            )
         return self
 
 
