@@ -19,7 +19,8 @@ from reme_mcp.errors import InvalidInput, StoreMismatch
 pytestmark = pytest.mark.anyio
 
 DATA = Path(__file__).parent.parent / "bench" / "data" / "episodes"
-DATA_ZH = json.loads((DATA / "zh.json").read_text(encoding="utf-8"))["episodes"][10:25]  # a cat, exams, Chengdu
+# Ilya, a lake cabin, a dog, deadlines: enough confusable memories for the cells to beat search without them.
+DATA_EN = json.loads((DATA / "en.json").read_text(encoding="utf-8"))["episodes"][:20]
 
 # Confusable on purpose: the same friend, the same bridge, the same dog.
 EPISODES = [
@@ -82,12 +83,14 @@ def test_recall_with_no_phrase_keeps_asking(tmp_path: Path) -> None:
 
 async def test_mcp_recall_answers_from_the_trained_cells(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        trained = await app.async_execute("train_memory", episodes=EPISODES[:4] + DATA_ZH[:10])
-    assert trained.metadata["enabled"], trained.answer  # Chinese: plain search cannot, the cells can
+        trained = await app.async_execute("train_memory", episodes=DATA_EN)
+    assert trained.metadata["enabled"] and trained.metadata["adapter_on"], trained.answer
     async with mcp_stdio(tmp_path) as session:
-        result = await session.call_tool("recall", {"query": "给猫做的生日蛋糕", "top_k": 3})
+        result = await session.call_tool(
+            "recall", {"query": "My pal broke one of my albums while hauling my stuff upstairs", "top_k": 3}
+        )
     assert not result.is_error
-    assert result.structured_content["memories"][0]["id"] == "zh-015"
+    assert result.structured_content["memories"][0]["id"] == "en-002"
 
 
 async def test_cells_are_on_where_plain_search_fails_and_reach_across_languages(tmp_path: Path) -> None:
@@ -167,13 +170,15 @@ async def test_a_memory_remembered_after_training_is_keyed_by_the_next_recall_an
     tmp_path: Path,
 ) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        assert (await app.async_execute("train_memory", episodes=DATA_ZH[:8], workspace_id="zh")).metadata["enabled"]
+        assert (await app.async_execute("train_memory", episodes=DATA_EN, workspace_id="en")).metadata["enabled"]
         count = len(rows(tmp_path, "SELECT * FROM cell_keys"))
-        new = await app.async_execute("remember", text="我在地铁上把雨伞忘在座位上了，下车才发现。", workspace_id="zh")
-        found = await app.async_execute("recall", query="把伞落在地铁里了", top_k=1, workspace_id="zh")
+        new = await app.async_execute(
+            "remember", text="I left my umbrella on the subway seat and only noticed after getting off.", workspace_id="en"
+        )
+        found = await app.async_execute("recall", query="forgot my brolly on the metro", top_k=1, workspace_id="en")
         assert found.metadata["memories"][0]["id"] == new.metadata["memory"]["id"]
         assert len(rows(tmp_path, "SELECT * FROM cell_keys")) == count + 1
-        await app.async_execute("forget", memory_id=new.metadata["memory"]["id"], workspace_id="zh")
+        await app.async_execute("forget", memory_id=new.metadata["memory"]["id"], workspace_id="en")
         assert len(rows(tmp_path, "SELECT * FROM cell_keys")) == count
 
 
@@ -195,7 +200,7 @@ async def test_the_gate_keeps_plain_search_where_training_cannot_help(tmp_path: 
 
 async def test_the_cell_state_is_safetensors_with_model_and_version_and_a_newer_one_is_refused(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        assert (await app.async_execute("train_memory", episodes=DATA_ZH[:8])).metadata["enabled"]
+        assert (await app.async_execute("train_memory", episodes=DATA_EN)).metadata["enabled"]
     [(state,)] = rows(tmp_path, "SELECT state FROM cell_models")
     (length,) = struct.unpack("<Q", state[:8])
     header = json.loads(state[8 : 8 + length])
@@ -208,7 +213,7 @@ async def test_the_cell_state_is_safetensors_with_model_and_version_and_a_newer_
         db.execute("UPDATE cell_models SET state = ?", (struct.pack("<Q", len(newer)) + newer + state[8 + length :],))
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         with pytest.raises(StoreMismatch, match="format 99, newer than this reme-mcp understands"):
-            await app.async_execute("recall", query="猫", top_k=1)
+            await app.async_execute("recall", query="Ilya", top_k=1)
 
 
 @pytest.mark.parametrize(

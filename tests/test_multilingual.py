@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from conftest import store_rows
 from reme_mcp import ReMeApp
 
 pytestmark = pytest.mark.anyio
+
+EPISODES = Path(__file__).parent.parent / "bench" / "data" / "episodes"
 
 ENGLISH = [
     "Standup moved to 9:30 because of the new release schedule.",
@@ -77,3 +80,31 @@ async def test_forgetting_a_chinese_memory_drops_its_keys_and_a_new_process_keys
         await remember_all(app, RUSSIAN)
         assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]
     assert keyed(tmp_path) == len(CHINESE) - 1 + len(RUSSIAN)
+
+
+async def test_training_is_weighed_against_search_that_already_reads_chinese(tmp_path: Path) -> None:
+    episodes = json.loads((EPISODES / "zh.json").read_text(encoding="utf-8"))["episodes"][10:25]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        result = await app.async_execute("train_memory", episodes=episodes)
+    # The gate's baseline is recall with the cells off, which reads Chinese by its multilingual keys; a
+    # baseline of the English model and BM25 alone would make any training look like a win.
+    assert result.metadata["plain"]["mrr"] > 0.85, result.answer
+
+
+async def test_a_workspace_trained_with_its_cells_off_still_reads_chinese(tmp_path: Path) -> None:
+    episodes = [{"id": f"zh{i}", "text": t} for i, t in enumerate(CHINESE)]
+    episodes += [{"id": f"en{i}", "text": t} for i, t in enumerate(ENGLISH)]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await app.async_execute("train_memory", episodes=episodes)
+        services = await app.services()
+        state, _, report = services.store.cell_model("default")
+        services.store.put_cell_model("default", state, False, report)  # off, as the gate leaves cells that do not help
+        _, cells = services.dense.spaces("default")
+        assert cells.adapter is None and len(cells.rowids) == len(CHINESE)  # the English memories' keys are unused
+        assert await top(app, "我家的猫咪叫什么？") == CHINESE[0]
+        assert await top(app, "What is the name of my pet?") == CHINESE[0]
+        assert await top(app, "What time does standup start now?") == ENGLISH[0]
+        await app.async_execute("remember", text=RUSSIAN[1])  # written after training: keyed as if untrained
+        assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]
+    assert keyed(tmp_path) == len(episodes) + 1
+

@@ -45,7 +45,10 @@ class TrainOutput(BaseModel):
     cells: int = Field(description="Active memories of the workspace, each now a cell.")
     keys: int = Field(description="Keys of all cells together.")
     held_out_cues: int = Field(description="Cues training never saw, on which the gate compared.")
-    plain: Scores = Field(description="Plain hybrid search on the held-out cues.")
+    plain: Scores = Field(
+        description="Hybrid search with the cells off, on the held-out cues: what recall does untrained (memory "
+        "vectors and BM25; non-Latin memories also by their multilingual keys)."
+    )
     keys_only: Scores = Field(description="Hybrid search with the cells' keys, query not adapted.")
     adapted: Scores = Field(description="Hybrid search with the cells' keys and the trained query adapter.")
     adapter_on: bool = Field(description="True when the adapter beat the keys alone and is kept.")

@@ -26,8 +26,8 @@ from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
 from reme_mcp.models.embedding import Embedder, encode_in_batches
 from reme_mcp.privacy.scrub import scrub_all
 from reme_mcp.retrieval.adapter import Adapter
-from reme_mcp.retrieval.dense import KeySpace
-from reme_mcp.retrieval.hybrid import latin_share
+from reme_mcp.retrieval.dense import KeySpace, untrained_keys
+from reme_mcp.retrieval.scripts import latin_share
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, content_id, embedding_text
 
@@ -151,7 +151,8 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
     _key_new_cells(services, workspace_id, progress)
     rowids, matrix, kinds = services.store.vectors(workspace_id)
     plain = KeySpace.plain(rowids, matrix, kinds)
-    untrained = KeySpace.from_keys(rowids, kinds, services.store.cell_keys(workspace_id), None)
+    keys = services.store.cell_keys(workspace_id)
+    untrained = KeySpace.from_keys(rowids, kinds, keys, None)
     if len(untrained.rowids) == 0:
         raise InvalidInput(
             f"Workspace '{workspace_id}' has no memories to train: give episodes (reme train episodes.json)."
@@ -172,9 +173,11 @@ def _train(services: Services, workspace_id: str, episodes: list[Episode], progr
             start, untrained.matrix, owners, cell_vectors[: len(train_cues)], targets,
             progress=lambda done, total: progress("training", done, total),
         )
-    # The gate: plain search, the cells' keys alone, and the keys with the adapter, on the held-out cues.
+    # The gate, on the held-out cues: search as it is with the cells off, the cells' keys alone, and the
+    # keys with the adapter.
     identity = Adapter.identity(trained.model_id, untrained.matrix.shape[1], latin)
-    spaces = [None] + [KeySpace(cells.rowids, cells.kinds, cells.matrix, cells.starts, a) for a in (identity, trained)]
+    spaces = [untrained_keys(services.store, rowids, kinds, keys, services.dense.scripts)]
+    spaces += [KeySpace(cells.rowids, cells.kinds, cells.matrix, cells.starts, a) for a in (identity, trained)]
     before, keys_only, adapted = [
         scores(column)
         for column in ranks(services, workspace_id, held_cues, held_vectors, cell_vectors[len(train_cues) :], plain, spaces)

@@ -29,6 +29,7 @@ from reme_mcp.errors import InvalidInput, NotFound
 from reme_mcp.lifecycle.when import parse_duration, parse_instant, utc
 from reme_mcp.privacy.scrub import scrub
 from reme_mcp.retrieval import hybrid
+from reme_mcp.retrieval.scripts import foreign
 from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, Scope, content_id, embedding_text
 
@@ -144,19 +145,19 @@ def key_foreign(services: Services, workspace_id: str) -> int:
     last rowid; a workspace in English then pays one read of its new memories' texts. Nothing is keyed when
     the embedding model is the multilingual encoder itself.
     """
-    model_id = services.cell_encoder.model_id
-    if services.embedder.model_id == model_id:
+    scripts = services.dense.scripts
+    if scripts is None:
         return 0
     last = services.store.last_rowid()
-    after = services.dense.scripts_read.get(workspace_id, 0)
+    after = scripts.read.get(workspace_id, 0)
     if last <= after:
         return 0
-    fresh = services.store.without_cell_keys(workspace_id, model_id, after)
-    foreign = [m for m in fresh if hybrid.latin_share(m[1]) < hybrid.FOREIGN_BELOW]
-    if foreign:
-        key_cells(services, workspace_id, foreign)
-    services.dense.scripts_read[workspace_id] = last
-    return len(foreign)
+    fresh = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id, after)
+    new = [m for m in fresh if foreign(m[1])]
+    if new:
+        key_cells(services, workspace_id, new)
+    scripts.read[workspace_id] = last
+    return len(new)
 
 
 async def require_workspace(services: Services, workspace_id: str) -> None:

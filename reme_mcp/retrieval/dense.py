@@ -26,6 +26,7 @@ import numpy as np
 
 from reme_mcp.retrieval.adapter import Adapter
 from reme_mcp.retrieval.ann import Ann, Rows, index_path
+from reme_mcp.retrieval.scripts import Scripts
 from reme_mcp.store.base import MEMORY_TYPES, MemoryStore, SearchesVectors, VectorSpace
 
 EXACT_BELOW = 20_000  # a filter that leaves fewer memories than this is scanned exactly
@@ -148,19 +149,41 @@ class KeySpace:
         return {int(r): float(s) for r, s in zip(wanted[present], scores)}
 
 
-def load_cells(store: MemoryStore, plain: VectorSpace, workspace_id: str, model_id: str, force: bool = False) -> KeySpace | None:
+def load_cells(
+    store: MemoryStore,
+    plain: VectorSpace,
+    workspace_id: str,
+    model_id: str,
+    force: bool = False,
+    scripts: Scripts | None = None,
+) -> KeySpace | None:
     """The workspace's trained cells when they are switched on (or, with `force`, whenever they exist);
-    `plain` is its memory-vector space, for the rowids and kinds.
-
-    A workspace never trained still has the multilingual keys of its memories that the English model cannot
-    read (Chinese, Russian...; see episodic/memories.py): those come back as a key space without an adapter."""
+    `plain` is its memory-vector space, for the rowids and kinds. Otherwise what `untrained_keys` gives."""
     model = store.cell_model(workspace_id)
-    if model is not None and not (model[1] or force):
+    on = model is not None and (model[1] or force)
+    if not on and scripts is None:
         return None
     keys = store.cell_keys(workspace_id)
-    if model is None:
+    if on:
+        return KeySpace.from_keys(plain.rowids, plain.kinds, keys, Adapter.from_bytes(model[0], model_id))
+    if model is None:  # never trained: only the memories keyed for their script have keys
         return KeySpace.from_keys(plain.rowids, plain.kinds, keys, None) if keys else None
-    return KeySpace.from_keys(plain.rowids, plain.kinds, keys, Adapter.from_bytes(model[0], model_id))
+    return untrained_keys(store, plain.rowids, plain.kinds, keys, scripts)
+
+
+def untrained_keys(
+    store: MemoryStore, rowids: np.ndarray, kinds: np.ndarray, keys: dict[int, np.ndarray], scripts: Scripts | None
+) -> KeySpace | None:
+    """The multilingual keys of the memories the English model cannot read (Chinese, Russian...; see
+    episodic/memories.py), as a key space without an adapter: what recall searches besides the memory
+    vectors while a workspace's cells are off. A workspace never trained has keys for those memories only;
+    one trained has them for all, and `scripts` tells which to keep. None without `scripts` (the embedding
+    model is the multilingual encoder itself) or when no memory is foreign."""
+    if scripts is None:
+        return None
+    foreign = scripts.foreign(store, keys)
+    keys = {r: k for r, k in keys.items() if r in foreign}
+    return KeySpace.from_keys(rowids, kinds, keys, None) if keys else None
 
 
 class DenseIndex:
@@ -182,10 +205,11 @@ class DenseIndex:
         self._anns: dict[str, Ann] = {}
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()  # one reader of the store's vectors at a time
-        self.scripts_read: dict[str, int] = {}  # workspace -> the store's last rowid when scripts were checked
+        # Which memories the English model cannot read; none when the embedding model is the cell encoder.
+        self.scripts = Scripts() if model_id != cells_model_id else None
 
     def spaces(self, workspace_id: str) -> tuple[VectorSpace, KeySpace | None]:
-        """(memory vectors, trained cells or None when they are off) of a workspace."""
+        """(memory vectors, trained cells or the untrained multilingual keys or None) of a workspace."""
         fingerprint = self.store.fingerprint(workspace_id)
         with self._lock:
             cached = self._cache.get(workspace_id)
@@ -197,7 +221,7 @@ class DenseIndex:
         else:
             with self._refreshing:
                 plain = self._plain(workspace_id, int(fingerprint[0]))
-        cells = load_cells(self.store, plain, workspace_id, self.cells_model_id)
+        cells = load_cells(self.store, plain, workspace_id, self.cells_model_id, scripts=self.scripts)
         with self._lock:
             self._cache[workspace_id] = (fingerprint, plain, cells)
         return plain, cells

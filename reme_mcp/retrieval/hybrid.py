@@ -12,9 +12,7 @@ have the same encoder's keys, and their cosine takes their place in the dense ra
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,16 +23,14 @@ from reme_mcp.retrieval import recency
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.fusion import rrf
 from reme_mcp.retrieval.lexical import match_expression, words
+from reme_mcp.retrieval.scripts import FOREIGN_BELOW, latin_share
 from reme_mcp.store.base import MemoryStore, Scope, VectorSpace
 
-_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 # A long query (a whole dialogue) shares some words with nearly every memory, so BM25's ranking turns to
 # noise while the dense one gains context: the dense weight grows with the query's words, from 1x at
 # LONG_QUERY_WORDS to at most LONG_QUERY_BOOST x (LoCoMo questions: 1x; MADial dialogues: about 1.7x).
 LONG_QUERY_WORDS = 25
 LONG_QUERY_BOOST = 1.7
-# A text with less than this share of Latin letters is one the English embedding model cannot read.
-FOREIGN_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -56,14 +52,6 @@ class Query:
 def length_boost(text: str) -> float:
     """How much more the dense ranking counts for a query this long (see LONG_QUERY_WORDS)."""
     return min(LONG_QUERY_BOOST, max(1.0, len(words(text)) / LONG_QUERY_WORDS))
-
-
-def latin_share(text: str) -> float:
-    """Share of the letters of `text` that are Latin script (é and ß count; Cyrillic and Han do not)."""
-    letters = _LETTER.findall(text)
-    if not letters:
-        return 1.0
-    return sum(ch.isascii() or unicodedata.name(ch, "").startswith("LATIN") for ch in letters) / len(letters)
 
 
 def search(
