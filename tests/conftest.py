@@ -31,6 +31,8 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from reme_mcp import ReMeApp
+
 REME = str(Path(sys.executable).with_name("reme"))
 
 PGVECTOR = os.environ.get("REME_TEST_BACKEND", "local") == "pgvector"
@@ -173,6 +175,13 @@ def store_db(store_dir: Path) -> Iterator[Any]:
 def store_rows(store_dir: Path, sql: str, params: tuple | list = ()) -> list[tuple]:
     with store_db(store_dir) as db:
         return [tuple(row) for row in db.execute(sql, params).fetchall()]
+
+
+async def lexical_texts(store_dir: Path, query: str, top_k: int = 10) -> list[str]:
+    """What a lexical-only recall finds, best first."""
+    async with ReMeApp(store_dir=str(store_dir), retrieval__mode="lexical") as app:
+        found = await app.async_execute("recall", query=query, top_k=top_k)
+    return [m["text"] for m in found.metadata["memories"]]
 
 
 def store_exists(store_dir: Path) -> bool:

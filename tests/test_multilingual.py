@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import store_rows
+from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
 
@@ -108,3 +108,31 @@ async def test_a_workspace_trained_with_its_cells_off_still_reads_chinese(tmp_pa
         assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]
     assert keyed(tmp_path) == len(episodes) + 1
 
+
+async def test_a_russian_word_is_found_in_any_of_its_forms(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, RUSSIAN)
+    # "пирогом" and "бабушки" are not words of the memory ("пирог", "Бабушка"): their stems are.
+    assert await lexical_texts(tmp_path, "пирогом бабушки") == [RUSSIAN[1]]
+    assert await lexical_texts(tmp_path, "велосипеде") == [RUSSIAN[0]]
+
+
+async def test_a_store_from_before_russian_stems_gets_them_when_opened(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, [RUSSIAN[1], ENGLISH[0]])
+    with store_db(tmp_path) as db:  # back to the schema before stems: search terms of CJK pairs only
+        if PGVECTOR:
+            from reme_mcp.store.pgvector import lexical_text
+
+            for text in (RUSSIAN[1], ENGLISH[0]):
+                db.execute("UPDATE memories SET search_terms = '', lexemes = to_tsvector('english', ?) WHERE text = ?",
+                           (lexical_text(text, []), text))
+            db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        else:
+            db.execute("UPDATE memories SET search_terms = ''")
+            db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    assert await lexical_texts(tmp_path, "пирогом бабушки") == [RUSSIAN[1]]  # opening it upgrades it
+    terms = dict(store_rows(tmp_path, "SELECT text, search_terms FROM memories"))
+    assert terms == {RUSSIAN[1]: "бабушк испекл вишн мо ден рожден", ENGLISH[0]: ""}
+    version = store_rows(tmp_path, "SELECT value FROM meta WHERE key = 'schema_version'")
+    assert version == ([("3",)] if PGVECTOR else [("7",)])

@@ -8,18 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PGVECTOR, store_db, store_rows
+from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
 
 pytestmark = pytest.mark.anyio
-
-
-async def lexical_texts(store_dir: Path, query: str, top_k: int = 10) -> list[str]:
-    """What a lexical-only recall finds, best first."""
-    async with ReMeApp(store_dir=str(store_dir), retrieval__mode="lexical") as app:
-        found = await app.async_execute("recall", query=query, top_k=top_k)
-    return [m["text"] for m in found.metadata["memories"]]
 
 
 async def test_a_reply_is_found_by_the_words_of_the_question_before_it(tmp_path: Path) -> None:
@@ -141,7 +134,7 @@ async def test_an_upgraded_store_gets_the_search_terms_of_its_memories(tmp_path:
     terms = dict(store_rows(tmp_path, "SELECT text, search_terms FROM memories"))
     assert terms == {texts[0]: "我们 们昨 昨天 天去 去吃 吃了 了北 北京 京烤 烤鸭", texts[1]: ""}
     version = store_rows(tmp_path, "SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version == ([("2",)] if PGVECTOR else [("6",)])
+    assert version == ([("3",)] if PGVECTOR else [("7",)])
     async with ReMeApp(store_dir=str(tmp_path)) as app:  # threads work in the upgraded store
         await app.async_execute("remember", text="Which restaurant was it?", thread="t")
         await app.async_execute("remember", text="Quanjude, near Qianmen.", thread="t")

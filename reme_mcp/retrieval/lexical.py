@@ -11,6 +11,11 @@ and queried, as overlapping pairs (北京烤鸭 -> 北京 京烤 烤鸭), as Luc
 analyzer does: most words are two characters, and a pair that is not a word is rare
 on both sides and costs little. No dictionary to load, and it works for any CJK text.
 
+Russian changes a word's ending with its role (пирог, пирога, пирогом), so a query
+rarely repeats the memory's form of a word. Cyrillic words are also indexed by their
+Snowball stem, and a query's Cyrillic words are looked up by theirs (пирогом -> пирог),
+as Lucene's RussianAnalyzer does (bench/multilingual.py, bench/episodic.py).
+
 A memory in a thread (the turns of one conversation) is also indexed by the words of
 the two memories before it: "Yes, last Tuesday" is found by the question it answers.
 On LoCoMo this took BM25's recall@10 from 0.64 to 0.79 (bench/locomo.py).
@@ -19,6 +24,9 @@ On LoCoMo this took BM25's recall@10 from 0.64 to 0.79 (bench/locomo.py).
 from __future__ import annotations
 
 import re
+import threading
+
+import snowballstemmer
 
 # Words that match nearly every memory: they add no ranking signal, only work.
 STOPWORDS = frozenset(
@@ -32,6 +40,23 @@ THREAD_CONTEXT = 2  # memories before this one in its thread whose words it is a
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Han (with extension A and compatibility ideographs), hiragana and katakana: scripts written without spaces.
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_stemmers = threading.local()  # a Snowball stemmer keeps state while it works: one per thread
+
+
+def stem(word: str) -> str:
+    """The Snowball stem of a lower-case Russian word (пирогом -> пирог); any other word as it is."""
+    if not _CYRILLIC.search(word):
+        return word
+    russian = getattr(_stemmers, "russian", None)
+    if russian is None:
+        russian = _stemmers.russian = snowballstemmer.stemmer("russian")
+    return russian.stemWord(word)
+
+
+def stems(text: str) -> list[str]:
+    """The stems of the Cyrillic words of `text` that differ from the word (the word itself is indexed already)."""
+    return [s for w in _WORD.findall(text.lower()) if (s := stem(w)) != w]
 
 
 def cjk_pairs(text: str) -> list[str]:
@@ -60,12 +85,12 @@ def words(text: str) -> list[str]:
 
 
 def match_expression(query: str) -> str:
-    """An FTS5 MATCH expression: every word quoted, OR-ed; empty when nothing is left."""
-    return " OR ".join(f'"{word}"' for word in words(query))
+    """An FTS5 MATCH expression: every word (a Russian one by its stem) quoted, OR-ed; empty when nothing is left."""
+    return " OR ".join(f'"{term}"' for term in dict.fromkeys(stem(word) for word in words(query)))
 
 
 def search_terms(text: str, before: list[str]) -> str:
-    """What a memory is indexed by beside its own text and keywords: the CJK pairs of its text, and the
-    texts (with their pairs) of the memories before it in its thread, oldest first."""
+    """What a memory is indexed by beside its own text and keywords: the CJK pairs and Russian stems of its
+    text, and the texts (with their pairs and stems) of the memories before it in its thread, oldest first."""
     parts = [*before, text]
-    return " ".join([*before, *(" ".join(cjk_pairs(p)) for p in parts)]).strip()
+    return " ".join([*before, *(" ".join(cjk_pairs(p) + stems(p)) for p in parts)]).strip()

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # 2: threads (`thread`), and search terms (`search_terms`, in the tsvector). An older store is upgraded in place.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIN_PGVECTOR = (0, 5, 0)  # HNSW
 ITERATIVE_SCAN = (0, 8, 0)  # hnsw.iterative_scan
 TEXT_SEARCH = "english"  # see the module docstring
@@ -443,7 +443,7 @@ class PgVectorStore:
                         conn.execute(f"ALTER TABLE memories ADD COLUMN IF NOT EXISTS {column} {definition}")
                 for statement in _INDEXES:
                     conn.execute(statement)
-                if stored is not None and int(stored) < 2:
+                if stored is not None and int(stored) < 3:  # 2: search terms; 3: Russian stems in them
                     indexed = self._index_search_terms(conn.cursor())
                     log.info("upgraded the store at %s to schema %s: %d memories got search terms",
                              self.location, SCHEMA_VERSION, indexed)

@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 
 # 2: memory_type and status columns, tool_calls table; 3: text checksums, trained cells;
 # 4: tags, expiry, use counts, aliases of merged memories, workspace retention;
-# 5: per-workspace counters kept by triggers, so telling a cache it is stale costs one row, not a scan.
+# 5: per-workspace counters kept by triggers, so telling a cache it is stale costs one row, not a scan;
+# 6: search terms (CJK pairs, thread context) in the lexical index; 7: Russian stems in the search terms.
 # An older store is upgraded in place.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 STORE_FILE = "memory.sqlite3"  # the embedded store's file under store_dir
 LOCK_WAIT_MS = 60_000  # how long a write waits for another process's write to finish
@@ -110,7 +111,7 @@ _SCHEMA = (
 )
 # The lexical index, created after the columns it reads exist. Keywords are indexed as their JSON list: the
 # tokenizer drops the brackets, quotes and commas and keeps the words. `search_terms` is what else a memory
-# is found by (reme_mcp/retrieval/lexical.py: CJK character pairs, its thread's previous memories).
+# is found by (reme_mcp/retrieval/lexical.py: CJK character pairs, Russian stems, its thread's previous memories).
 _LEXICAL = (
     """CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
         text, keywords, search_terms, content='memories', content_rowid='rowid',
@@ -283,6 +284,8 @@ class SQLiteStore:
                 db.execute(statement)
             if upgrading_lexical:
                 db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+            elif version is not None and int(version) < 7:  # Russian stems joined the search terms
+                self._index_search_terms()
             if version is not None and int(version) < 3:  # texts stored before checksums get theirs now
                 unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
                 db.executemany(
@@ -654,12 +657,17 @@ class SQLiteStore:
         return count
 
     def _index_search_terms(self) -> None:
-        """Give every memory its search terms (upgrading a store from before they existed)."""
-        rows = self.db.execute("SELECT rowid, workspace_id, thread, created_at, text FROM memories").fetchall()
-        self.db.executemany("UPDATE memories SET search_terms = ? WHERE rowid = ?", [
-            (search_terms(text, self._before(ws, thread, at, rowid) if thread is not None else []), rowid)
-            for rowid, ws, thread, at, text in rows
-        ])
+        """Give every memory the search terms this version makes (upgrading a store from before them); only
+        the memories whose terms change are written."""
+        rows = self.db.execute(
+            "SELECT rowid, workspace_id, thread, created_at, text, search_terms FROM memories"
+        ).fetchall()
+        changed = []
+        for rowid, ws, thread, at, text, stored in rows:
+            terms = search_terms(text, self._before(ws, thread, at, rowid) if thread is not None else [])
+            if terms != stored:
+                changed.append((terms, rowid))
+        self.db.executemany("UPDATE memories SET search_terms = ? WHERE rowid = ?", changed)
 
     def _insert(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> sqlite3.Cursor:
         at = memory.created_at.timestamp()
