@@ -5,9 +5,9 @@ paraphrases. Fusing the two beats either on conversational memory (bench/locomo.
 Trained cells add a third ranking from a multilingual encoder (bench/episodic.py);
 with them on, the English embedding model's ranking counts only in proportion to the
 Latin letters of the query, since it reads nothing else, and the cells' weight grows
-by what it loses. Untrained, the memories mostly in another script (Chinese, Russian)
-have the same encoder's keys, and their cosine takes their place in the dense ranking
-(bench/multilingual.py).
+with the letters it cannot read (FOREIGN_QUERY_BOOST). Untrained, the memories mostly in
+another script (Chinese, Russian) have the same encoder's keys, and their cosine takes
+their place in the dense ranking, whose weight grows the same way (bench/multilingual.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from reme_mcp.store.base import MemoryStore, Scope, VectorSpace
 # LONG_QUERY_WORDS to at most LONG_QUERY_BOOST x (LoCoMo questions: 1x; MADial dialogues: about 1.7x).
 LONG_QUERY_WORDS = 25
 LONG_QUERY_BOOST = 1.7
+# A query the English model cannot read is matched by BM25 on character pairs or word stems, far weaker than the
+# multilingual keys on a paraphrase (bench/multilingual.py: BM25 R@5 0.75, multilingual dense 0.98 in Russian),
+# so the dense side's weight grows with the query's non-Latin letters, up to 1 + FOREIGN_QUERY_BOOST times.
+FOREIGN_QUERY_BOOST = 3.0
 
 
 @dataclass(frozen=True)
@@ -111,18 +115,18 @@ def fuse(
         cellular = []
     if config.mode == "hybrid":
         # With trained cells, the English model's ranking fades with the non-Latin letters of the query or
-        # of the workspace, and the multilingual cells take up its weight: 0.7 each for English, 0 and 1.4
-        # for Chinese or Russian, whichever language the query is in. Untrained multilingual keys are part
-        # of the dense ranking, which takes up the same weight.
+        # of the workspace, and the multilingual cells' weight grows: 0.7 each for English, 0 and 2.8 for
+        # Chinese or Russian, whichever language the query is in. Untrained multilingual keys are part of
+        # the dense ranking, whose weight grows the same way.
         dense_weight = config.dense_weight * length_boost(query.text)
         rankings = [([r for r, _ in lexical], 1.0)]
         if cells is not None and cells.adapter is None:
-            rankings.append(([r for r, _ in semantic], dense_weight * (2.0 - latin)))
+            rankings.append(([r for r, _ in semantic], dense_weight * _foreign_boost(latin)))
         else:
             latin = min(latin_share(query.text), cells.adapter.latin) if cells is not None and cellular else 1.0
             rankings.append(([r for r, _ in semantic], dense_weight * latin))
             if cellular:
-                rankings.append(([r for r, _ in cellular], config.cells_weight * (2.0 - latin)))
+                rankings.append(([r for r, _ in cellular], config.cells_weight * _foreign_boost(latin)))
         fused = rrf(rankings, k=config.rrf_k)
     else:
         fused = lexical or semantic
@@ -141,6 +145,11 @@ def fuse(
         cosine.update(from_cells)
         cosine.update(cells.similarities(query.cell_vector, [r for r, _ in fused if r not in from_cells]))
     return [Ranked(rowid=r, score=s, similarity=cosine.get(r, 0.0)) for r, s in fused]
+
+
+def _foreign_boost(latin: float) -> float:
+    """How much more the multilingual ranking counts for a query with this share of Latin letters."""
+    return 1.0 + FOREIGN_QUERY_BOOST * (1.0 - latin)
 
 
 def _within(space: KeySpace, ranking: list[tuple[int, float]]) -> np.ndarray:
