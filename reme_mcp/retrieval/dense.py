@@ -63,6 +63,14 @@ class KeySpace:
         matrix = np.ascontiguousarray(np.vstack(blocks) if blocks else np.zeros((0, dim)), dtype=np.float32)
         return cls(rowids[have], kinds[have], matrix, starts, adapter)
 
+    def locate(self, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(slot of each of `rowids` in this space, whether it is there at all); a slot is only meaningful where
+        it is there."""
+        if len(self.rowids) == 0:
+            return np.zeros(len(rowids), dtype=np.int64), np.zeros(len(rowids), dtype=bool)
+        slots = np.minimum(np.searchsorted(self.rowids, rowids), len(self.rowids) - 1)
+        return slots, self.rowids[slots] == rowids
+
     def query(self, vector: np.ndarray) -> np.ndarray:
         return self.adapter.apply(vector) if self.adapter is not None else vector.astype(np.float32)
 
@@ -86,8 +94,8 @@ class KeySpace:
         keep = self._keep(types)
         slots = None
         if allowed is not None:
-            slots = np.minimum(np.searchsorted(self.rowids, allowed), len(self.rowids) - 1)
-            slots = slots[(self.rowids[slots] == allowed) & keep[slots]]
+            slots, present = self.locate(allowed)
+            slots = slots[present & keep[slots]]
         if self.ann is not None and (slots is None or len(slots) > EXACT_BELOW):
             hits = self._approximate(vector, limit, keep, slots)
             if hits is not None:
@@ -126,8 +134,8 @@ class KeySpace:
             ids = self.ann.search(query, k)
             if ids is None:
                 return None
-            at = np.minimum(np.searchsorted(self.rowids, ids), len(self.rowids) - 1)
-            ok = (self.rowids[at] == ids) & keep[at]  # gone from the store, superseded or another type
+            at, ok = self.locate(ids)
+            ok &= keep[at]  # gone from the store, superseded or another type
             if slots is not None:
                 ok &= np.isin(at, slots)
             if ok.sum() >= limit or len(ids) < k:
@@ -143,8 +151,7 @@ class KeySpace:
         if len(self.rowids) == 0 or not rowids:
             return {}
         wanted = np.asarray(rowids, dtype=np.int64)
-        slots = np.minimum(np.searchsorted(self.rowids, wanted), len(self.rowids) - 1)
-        present = self.rowids[slots] == wanted
+        slots, present = self.locate(wanted)
         scores = self.scores(vector, slots[present])
         return {int(r): float(s) for r, s in zip(wanted[present], scores)}
 

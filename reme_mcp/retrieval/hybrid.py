@@ -110,7 +110,8 @@ def fuse(
         # them is noise): they are ranked by their multilingual cosine in one dense ranking with the rest,
         # whose cosines are on a like scale, and the English model's part drops out for a query it cannot read.
         latin = latin_share(query.text)
-        native = [hit for hit, foreign in zip(semantic, _within(cells, semantic)) if not foreign]
+        _, keyed = cells.locate(np.array([r for r, _ in semantic], dtype=np.int64))
+        native = [hit for hit, foreign in zip(semantic, keyed) if not foreign]
         semantic = sorted((native if latin >= FOREIGN_BELOW else []) + cellular, key=lambda hit: -hit[1])[:depth]
         cellular = []
     if config.mode == "hybrid":
@@ -150,12 +151,3 @@ def fuse(
 def _foreign_boost(latin: float) -> float:
     """How much more the multilingual ranking counts for a query with this share of Latin letters."""
     return 1.0 + FOREIGN_QUERY_BOOST * (1.0 - latin)
-
-
-def _within(space: KeySpace, ranking: list[tuple[int, float]]) -> np.ndarray:
-    """Which rowids of `ranking` have keys in `space`."""
-    rowids = np.fromiter((r for r, _ in ranking), dtype=np.int64, count=len(ranking))
-    if len(space.rowids) == 0:
-        return np.zeros(len(rowids), dtype=bool)
-    at = np.minimum(np.searchsorted(space.rowids, rowids), len(space.rowids) - 1)
-    return space.rowids[at] == rowids
