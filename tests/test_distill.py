@@ -13,6 +13,7 @@ from openai_stub import OpenAIStub, Reply
 
 from reme_mcp import ReMeApp
 from reme_mcp.errors import InvalidInput, LLMFailed, LLMUnavailable
+from reme_mcp.store.sqlite import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio
 
@@ -264,7 +265,7 @@ async def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_memories(tmp
     assert found.metadata["memories"][0]["id"] == stored.metadata["memory"]["id"]
     assert found.metadata["memories"][0]["memory_type"] == "episode"
     db = sqlite3.connect(tmp_path / "memory.sqlite3")
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     assert db.execute("SELECT count(*) FROM memories WHERE text_sha256 = ''").fetchone() == (0,)  # checksummed
 
 

@@ -9,7 +9,10 @@ import pytest
 from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
+from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
+from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
+SCHEMA_VERSION = PG_SCHEMA if PGVECTOR else SQLITE_SCHEMA
 pytestmark = pytest.mark.anyio
 
 EPISODES = Path(__file__).parent.parent / "bench" / "data" / "episodes"
@@ -117,6 +120,43 @@ async def test_a_russian_word_is_found_in_any_of_its_forms(tmp_path: Path) -> No
     assert await lexical_texts(tmp_path, "велосипеде") == [RUSSIAN[0]]
 
 
+KEYWORDED = "Trip notes, day two."  # its keywords say what it is about: Peking duck, and pies
+
+
+async def remember_keyworded(app: ReMeApp) -> None:
+    await app.async_execute("remember", text=KEYWORDED, keywords=["北京烤鸭", "пирожки"])
+    await remember_all(app, ENGLISH)
+
+
+async def test_a_chinese_or_russian_keyword_is_found_by_its_parts_and_forms(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_keyworded(app)
+    # Neither is in the text: "烤鸭" is a part of the keyword "北京烤鸭", "пирожков" another form of "пирожки".
+    assert await lexical_texts(tmp_path, "烤鸭") == [KEYWORDED]
+    assert await lexical_texts(tmp_path, "пирожков") == [KEYWORDED]
+
+
+async def test_a_store_from_before_keyword_terms_gets_them_when_opened(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_keyworded(app)
+    with store_db(tmp_path) as db:  # back to the schema whose search terms left keywords out
+        if PGVECTOR:
+            from reme_mcp.store.pgvector import lexical_text
+
+            db.execute("UPDATE memories SET search_terms = '', lexemes = to_tsvector('english', ?) WHERE text = ?",
+                       (lexical_text(KEYWORDED, ["北京烤鸭", "пирожки"]), KEYWORDED))
+            db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        else:
+            db.execute("UPDATE memories SET search_terms = '' WHERE text = ?", (KEYWORDED,))
+            db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    assert await lexical_texts(tmp_path, "烤鸭") == [KEYWORDED]  # opening it upgrades it
+    assert await lexical_texts(tmp_path, "пирожков") == [KEYWORDED]
+    assert store_rows(tmp_path, "SELECT search_terms FROM memories WHERE text = ?", (KEYWORDED,)) == [
+        ("北京 京烤 烤鸭 пирожк",)
+    ]
+    assert store_rows(tmp_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
 async def test_a_store_from_before_russian_stems_gets_them_when_opened(tmp_path: Path) -> None:
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         await remember_all(app, [RUSSIAN[1], ENGLISH[0]])
@@ -135,4 +175,4 @@ async def test_a_store_from_before_russian_stems_gets_them_when_opened(tmp_path:
     terms = dict(store_rows(tmp_path, "SELECT text, search_terms FROM memories"))
     assert terms == {RUSSIAN[1]: "бабушк испекл вишн мо ден рожден", ENGLISH[0]: ""}
     version = store_rows(tmp_path, "SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version == ([("3",)] if PGVECTOR else [("7",)])
+    assert version == [(str(SCHEMA_VERSION),)]

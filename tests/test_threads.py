@@ -11,6 +11,8 @@ import pytest
 from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
+from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
+from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
 pytestmark = pytest.mark.anyio
 
@@ -134,7 +136,7 @@ async def test_an_upgraded_store_gets_the_search_terms_of_its_memories(tmp_path:
     terms = dict(store_rows(tmp_path, "SELECT text, search_terms FROM memories"))
     assert terms == {texts[0]: "我们 们昨 昨天 天去 去吃 吃了 了北 北京 京烤 烤鸭", texts[1]: ""}
     version = store_rows(tmp_path, "SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version == ([("3",)] if PGVECTOR else [("7",)])
+    assert version == [(str(PG_SCHEMA if PGVECTOR else SQLITE_SCHEMA),)]
     async with ReMeApp(store_dir=str(tmp_path)) as app:  # threads work in the upgraded store
         await app.async_execute("remember", text="Which restaurant was it?", thread="t")
         await app.async_execute("remember", text="Quanjude, near Qianmen.", thread="t")

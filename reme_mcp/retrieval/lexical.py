@@ -89,8 +89,15 @@ def match_expression(query: str) -> str:
     return " OR ".join(f'"{term}"' for term in dict.fromkeys(stem(word) for word in words(query)))
 
 
-def search_terms(text: str, before: list[str]) -> str:
+def search_terms(text: str, before: list[str], keywords: list[str] | tuple[str, ...] = ()) -> str:
     """What a memory is indexed by beside its own text and keywords: the CJK pairs and Russian stems of its
-    text, and the texts (with their pairs and stems) of the memories before it in its thread, oldest first."""
-    parts = [*before, text]
-    return " ".join([*before, *(" ".join(cjk_pairs(p) + stems(p)) for p in parts)]).strip()
+    text and keywords, and the texts (with their pairs and stems) of the memories before it in its thread,
+    oldest first. A keyword is indexed as the tokenizer sees it (a Chinese one as one long word), so without
+    its pairs and stems a query would reach it only through the text; those the text has already are left
+    out, as counting them twice would rank keywords taken from the text above the text's other words."""
+    def derived(part: str) -> list[str]:
+        return cjk_pairs(part) + stems(part)
+
+    own = derived(text)
+    extra = dict.fromkeys(term for keyword in keywords for term in derived(keyword) if term not in own)
+    return " ".join([*before, *map(" ".join, map(derived, before)), " ".join(own + list(extra))]).strip()

@@ -29,9 +29,9 @@ meaning); what differs is how PostgreSQL gets there:
   Queries are built from the same normalisation, one `phraseto_tsquery` per word; no user text is
   ever parsed as tsquery syntax.
 - A memory's tsvector also holds its search terms (reme_mcp/retrieval/lexical.py, kept in the
-  `search_terms` column as SQLite's FTS5 index keeps them): the CJK character pairs of its text, which
-  the parser keeps as words (北京, 京烤, 烤鸭) as they are what a Chinese or Japanese query is turned into,
-  and the texts of the memories just before it in its `thread`. Inserting or deleting a memory of a
+  `search_terms` column as SQLite's FTS5 index keeps them): the CJK character pairs and Russian stems
+  of its text and keywords, which the parser keeps as words (北京, 京烤, 烤鸭) as they are what a Chinese
+  or Japanese query is turned into, and the texts of the memories just before it in its `thread`. Inserting or deleting a memory of a
   thread re-indexes the memories after it, so a forgotten memory's words leave its followers' tsvectors.
 - PostgreSQL text cannot hold NUL characters; the rare text, id or tool name that does is stored
   escaped (a U+FFFF mark and the JSON string) and given back exactly. Keywords and metadata are JSON
@@ -71,8 +71,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# 2: threads (`thread`), and search terms (`search_terms`, in the tsvector). An older store is upgraded in place.
-SCHEMA_VERSION = 3
+# 2: threads (`thread`), and search terms (`search_terms`, in the tsvector); 3: Russian stems in them; 4: the
+# pairs and stems of keywords too. An older store is upgraded in place.
+SCHEMA_VERSION = 4
 MIN_PGVECTOR = (0, 5, 0)  # HNSW
 ITERATIVE_SCAN = (0, 8, 0)  # hnsw.iterative_scan
 TEXT_SEARCH = "english"  # see the module docstring
@@ -443,7 +444,7 @@ class PgVectorStore:
                         conn.execute(f"ALTER TABLE memories ADD COLUMN IF NOT EXISTS {column} {definition}")
                 for statement in _INDEXES:
                     conn.execute(statement)
-                if stored is not None and int(stored) < 3:  # 2: search terms; 3: Russian stems in them
+                if stored is not None and int(stored) < SCHEMA_VERSION:  # search terms changed (see above)
                     indexed = self._index_search_terms(conn.cursor())
                     log.info("upgraded the store at %s to schema %s: %d memories got search terms",
                              self.location, SCHEMA_VERSION, indexed)
@@ -852,10 +853,10 @@ class PgVectorStore:
             (workspace_id, thread, created_at, rowid, THREAD_CONTEXT),
         ).fetchall()
         for follower, text, keywords, at, old in followers:
-            text = _dec(text)
-            terms = search_terms(text, self._before(cur, workspace_id, thread, at, follower))
+            text, keywords = _dec(text), json.loads(keywords)
+            terms = search_terms(text, self._before(cur, workspace_id, thread, at, follower), keywords)
             if terms != _dec(old):
-                cur.execute(_RELEX, (_enc(terms), lexical_text(text, json.loads(keywords), terms), follower))
+                cur.execute(_RELEX, (_enc(terms), lexical_text(text, keywords, terms), follower))
 
     def _delete(self, cur: Any, where: str, params: Sequence[Any] | dict[str, Any]) -> int:
         """DELETE FROM memories WHERE `where`, re-indexing the thread followers of what is deleted."""
@@ -880,10 +881,11 @@ class PgVectorStore:
             after = rows[-1][0]
             relexed = []
             for rowid, ws, thread, at, text, keywords, old in rows:
-                text = _dec(text)
-                terms = search_terms(text, [] if thread is None else self._before(cur, ws, thread, at, rowid))
+                text, keywords = _dec(text), json.loads(keywords)
+                before = [] if thread is None else self._before(cur, ws, thread, at, rowid)
+                terms = search_terms(text, before, keywords)
                 if terms != _dec(old):
-                    relexed.append((_enc(terms), lexical_text(text, json.loads(keywords), terms), rowid))
+                    relexed.append((_enc(terms), lexical_text(text, keywords, terms), rowid))
             if relexed:
                 cur.executemany(_RELEX, relexed)
             changed += len(relexed)
@@ -895,7 +897,7 @@ class PgVectorStore:
         thread = None if memory.thread is None else _enc(memory.thread)
         at = memory.created_at.timestamp()
         before = [] if thread is None else self._before(cur, memory.workspace_id, thread, at, LAST_ROWID)
-        terms = search_terms(memory.text, before)
+        terms = search_terms(memory.text, before, memory.keywords)
         row = cur.execute(_INSERT + " RETURNING rowid", _memory_params(memory, vector, embedding, terms)).fetchone()
         if row is None:
             return 0
@@ -916,7 +918,7 @@ class PgVectorStore:
 
         for memory, vector in items:
             if memory.thread is None:
-                plain.append(_memory_params(memory, vector, embedding, search_terms(memory.text, [])))
+                plain.append(_memory_params(memory, vector, embedding, search_terms(memory.text, [], memory.keywords)))
             else:
                 written += flush() + self._insert(cur, memory, vector, embedding)
         return written + flush()

@@ -42,9 +42,9 @@ log = logging.getLogger(__name__)
 # 2: memory_type and status columns, tool_calls table; 3: text checksums, trained cells;
 # 4: tags, expiry, use counts, aliases of merged memories, workspace retention;
 # 5: per-workspace counters kept by triggers, so telling a cache it is stale costs one row, not a scan;
-# 6: search terms (CJK pairs, thread context) in the lexical index; 7: Russian stems in the search terms.
-# An older store is upgraded in place.
-SCHEMA_VERSION = 7
+# 6: search terms (CJK pairs, thread context) in the lexical index; 7: Russian stems in the search terms;
+# 8: the pairs and stems of keywords too. An older store is upgraded in place.
+SCHEMA_VERSION = 8
 
 STORE_FILE = "memory.sqlite3"  # the embedded store's file under store_dir
 LOCK_WAIT_MS = 60_000  # how long a write waits for another process's write to finish
@@ -284,7 +284,7 @@ class SQLiteStore:
                 db.execute(statement)
             if upgrading_lexical:
                 db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
-            elif version is not None and int(version) < 7:  # Russian stems joined the search terms
+            elif version is not None and int(version) < 8:  # Russian stems, then keywords, joined the search terms
                 self._index_search_terms()
             if version is not None and int(version) < 3:  # texts stored before checksums get theirs now
                 unsummed = db.execute("SELECT rowid, text FROM memories WHERE text_sha256 = ''").fetchall()
@@ -636,12 +636,12 @@ class SQLiteStore:
         if thread is None:
             return
         followers = self.db.execute(
-            "SELECT rowid, text, created_at, search_terms FROM memories WHERE workspace_id = ? AND thread = ? "
-            "AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?",
+            "SELECT rowid, text, keywords, created_at, search_terms FROM memories WHERE workspace_id = ? "
+            "AND thread = ? AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?",
             (workspace_id, thread, created_at, rowid, THREAD_CONTEXT),
         ).fetchall()
-        for follower, text, at, old in followers:
-            terms = search_terms(text, self._before(workspace_id, thread, at, follower))
+        for follower, text, keywords, at, old in followers:
+            terms = search_terms(text, self._before(workspace_id, thread, at, follower), json.loads(keywords))
             if terms != old:
                 self.db.execute("UPDATE memories SET search_terms = ? WHERE rowid = ?", (terms, follower))
 
@@ -660,11 +660,12 @@ class SQLiteStore:
         """Give every memory the search terms this version makes (upgrading a store from before them); only
         the memories whose terms change are written."""
         rows = self.db.execute(
-            "SELECT rowid, workspace_id, thread, created_at, text, search_terms FROM memories"
+            "SELECT rowid, workspace_id, thread, created_at, text, keywords, search_terms FROM memories"
         ).fetchall()
         changed = []
-        for rowid, ws, thread, at, text, stored in rows:
-            terms = search_terms(text, self._before(ws, thread, at, rowid) if thread is not None else [])
+        for rowid, ws, thread, at, text, keywords, stored in rows:
+            before = self._before(ws, thread, at, rowid) if thread is not None else []
+            terms = search_terms(text, before, json.loads(keywords))
             if terms != stored:
                 changed.append((terms, rowid))
         self.db.executemany("UPDATE memories SET search_terms = ? WHERE rowid = ?", changed)
@@ -695,7 +696,7 @@ class SQLiteStore:
                 memory.recall_count,
                 memory.last_recalled_at.timestamp() if memory.last_recalled_at else None,
                 memory.thread,
-                search_terms(memory.text, before),
+                search_terms(memory.text, before, memory.keywords),
             ),
         )
         if cursor.rowcount == 1:
