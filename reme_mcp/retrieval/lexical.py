@@ -99,5 +99,6 @@ def search_terms(text: str, before: list[str], keywords: list[str] | tuple[str, 
         return cjk_pairs(part) + stems(part)
 
     own = derived(text)
-    extra = dict.fromkeys(term for keyword in keywords for term in derived(keyword) if term not in own)
+    known = set(own)
+    extra = dict.fromkeys(term for keyword in keywords for term in derived(keyword) if term not in known)
     return " ".join([*before, *map(" ".join, map(derived, before)), " ".join(own + list(extra))]).strip()
