@@ -197,7 +197,9 @@ async def test_the_gate_keeps_plain_search_where_training_cannot_help(tmp_path: 
         assert result.metadata["plain"]["mrr"] == 1.0
         assert result.metadata["enabled"] is False
         assert "stay off" in result.answer
-        assert services.dense.spaces("default")[1] is None  # recall uses plain search
+        cells = services.dense.spaces("default")[1]
+        assert cells.adapter is None and len(cells.rowids) == 0  # an English query uses plain search
+        assert len(cells.wider.rowids) == len(easy)  # a query in another script reaches them by their keys
 
 
 async def test_the_cell_state_is_safetensors_with_model_and_version_and_a_newer_one_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
+from reme_mcp.episodic import memories
 from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
 from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
@@ -58,8 +59,42 @@ async def test_chinese_and_russian_memories_are_found_by_meaning_in_their_langua
         assert await top(app, "What is the name of my pet?") == CHINESE[0]
         assert await top(app, "music competition practice") == CHINESE[2]
         assert await top(app, "What time does standup start now?") == ENGLISH[0]
-    # Only the memories the English model cannot read were given multilingual keys.
-    assert keyed(tmp_path) == len(CHINESE) + len(RUSSIAN)
+    # The Chinese and Russian memories got their keys at the first recall; the English ones at the first
+    # query the English model cannot read (see the next tests).
+    assert keyed(tmp_path) == len(ENGLISH) + len(CHINESE) + len(RUSSIAN)
+
+
+async def test_a_chinese_or_russian_query_finds_an_english_memory(tmp_path: Path) -> None:
+    question = "When does the staging password change?"
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, ENGLISH + CHINESE)
+        before = (await app.async_execute("recall", query=question, top_k=6)).metadata["memories"]
+        assert keyed(tmp_path) == len(CHINESE)
+        # BM25 shares no word with these: only the English memories' multilingual keys lead there.
+        assert await top(app, "数据库密码什么时候更换？") == ENGLISH[1]  # when is the database password changed?
+        assert keyed(tmp_path) == len(CHINESE) + len(ENGLISH)  # that query gave the English memories keys
+        assert await top(app, "Во сколько теперь планёрка?") == ENGLISH[0]  # what time is the standup now?
+        assert await top(app, "我写Go代码喜欢用什么缩进？") == ENGLISH[2]  # how do I like to indent Go code?
+        assert await top(app, "我的猫叫什么名字？") == CHINESE[0]
+        after = (await app.async_execute("recall", query=question, top_k=6)).metadata["memories"]
+    # An English query ranks as before: the English memories' keys serve only queries in other scripts.
+    assert [(m["id"], m["score"], m["similarity"]) for m in after] == [
+        (m["id"], m["score"], m["similarity"]) for m in before
+    ]
+
+
+async def test_a_big_workspace_is_keyed_for_other_scripts_a_batch_per_query(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(memories, "BRIDGE_BATCH", 2)
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, ENGLISH)
+        counts = []
+        for _ in range(3):
+            await top(app, "数据库密码什么时候更换？")
+            counts.append(keyed(tmp_path))
+        await app.async_execute("remember", text="Lunch with Priya on Friday at noon.")
+        await top(app, "我周五和谁吃午饭？")  # who am I having lunch with on Friday?
+    assert counts == [2, 3, 3]
+    assert keyed(tmp_path) == 4  # what was written since is keyed at the next such query
 
 
 async def test_an_english_workspace_gets_no_multilingual_keys(tmp_path: Path) -> None:
@@ -103,8 +138,11 @@ async def test_a_workspace_trained_with_its_cells_off_still_reads_chinese(tmp_pa
         state, _, report = services.store.cell_model("default")
         services.store.put_cell_model("default", state, False, report)  # off, as the gate leaves cells that do not help
         _, cells = services.dense.spaces("default")
-        assert cells.adapter is None and len(cells.rowids) == len(CHINESE)  # the English memories' keys are unused
+        # English queries reach the English memories by the English model, other scripts by their keys
+        assert cells.adapter is None and len(cells.rowids) == len(CHINESE)
+        assert len(cells.wider.rowids) == len(CHINESE) + len(ENGLISH)
         assert await top(app, "我家的猫咪叫什么？") == CHINESE[0]
+        assert await top(app, "站会现在几点开始？") == ENGLISH[0]  # what time does standup start now?
         assert await top(app, "What is the name of my pet?") == CHINESE[0]
         assert await top(app, "What time does standup start now?") == ENGLISH[0]
         await app.async_execute("remember", text=RUSSIAN[1])  # written after training: keyed as if untrained

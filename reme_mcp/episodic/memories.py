@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import anyio.to_thread
@@ -34,6 +35,8 @@ from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, Scope, content_id, embedding_text
 
 log = logging.getLogger(__name__)
+
+BRIDGE_BATCH = 2_000  # memories keyed for one query in another script: about ten seconds (see key_rest)
 
 
 def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndarray:
@@ -73,8 +76,12 @@ def search(
         if missing:
             key_cells(services, workspace_id, missing)
             plain, cells = services.dense.spaces(workspace_id)
-    elif not trained and key_foreign(services, workspace_id):
-        plain, cells = services.dense.spaces(workspace_id)
+    elif not trained:
+        keyed = key_foreign(services, workspace_id)
+        if foreign(query):
+            keyed += key_rest(services, workspace_id)
+        if keyed:
+            plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]
     cell_vector = services.cell_encoder.encode([query])[0] if cells is not None else None
     ranked = hybrid.search(
@@ -146,18 +153,47 @@ def key_foreign(services: Services, workspace_id: str) -> int:
     the embedding model is the multilingual encoder itself.
     """
     scripts = services.dense.scripts
+    return 0 if scripts is None else _key_since(services, workspace_id, scripts.read, foreign)
+
+
+def key_rest(services: Services, workspace_id: str) -> int:
+    """Give the memories the English model can read their multilingual keys as well, at most
+    `BRIDGE_BATCH` at a time; returns how many were keyed (blocking).
+
+    Called for a query the English model cannot read (a Chinese question about an English note): without
+    the keys, such a query finds no English memory by meaning, and BM25 shares no word with it. The
+    encoder keys about 200 memories a second here, so a workspace of a thousand pays some five seconds
+    once; later memories are keyed at the next such query. Workspaces never asked in another script
+    store nothing.
+    """
+    scripts = services.dense.scripts
     if scripts is None:
         return 0
+    count = _key_since(services, workspace_id, scripts.bridged, None, BRIDGE_BATCH)
+    if count:
+        log.info("gave %d memories of workspace '%s' multilingual keys for a query in another script",
+                 count, workspace_id)
+    return count
+
+
+def _key_since(
+    services: Services, workspace_id: str, marks: dict[str, int], keep: Callable[[str], bool] | None,
+    limit: int | None = None,
+) -> int:
+    """Key the workspace's memories without keys written after its mark in `marks` (those whose text `keep`
+    accepts; all when None), at most `limit`; the mark moves to the store's last rowid once none is left."""
     last = services.store.last_rowid()
-    after = scripts.read.get(workspace_id, 0)
-    if last <= after:
+    after = marks.get(workspace_id, 0)
+    if after >= last:
         return 0
     fresh = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id, after)
-    new = [m for m in fresh if foreign(m[1])]
-    if new:
-        key_cells(services, workspace_id, new)
-    scripts.read[workspace_id] = last
-    return len(new)
+    chosen = [m for m in fresh if keep is None or keep(m[1])]
+    batch = chosen if limit is None else chosen[:limit]
+    if batch:
+        key_cells(services, workspace_id, batch)
+    if len(batch) == len(chosen):
+        marks[workspace_id] = last
+    return len(batch)
 
 
 async def require_workspace(services: Services, workspace_id: str) -> None:

@@ -5,7 +5,8 @@ workspace whose trained cells are on (reme_mcp/cells) there is a second key spac
 each memory's cell keys in the multilingual cell encoder's space, searched with the
 query passed through the trained adapter, a memory scoring the best of its keys. An
 untrained workspace has the same second space for just its memories in a script the
-English model cannot read, searched with the query as it is.
+English model cannot read, searched with the query as it is; once a query in such a
+script has come, the other memories have keys too, in a wider space for those queries.
 
 The key spaces of a workspace are read from the store once and kept until the store's
 fingerprint of that workspace changes (memories, keys or model), which also catches
@@ -44,6 +45,9 @@ class KeySpace:
     starts: np.ndarray  # first key row of each memory
     adapter: Adapter | None = None
     ann: Ann | None = None  # the workspace's HNSW index, for memory vectors past retrieval.ann_threshold
+    # Untrained keys: the same encoder's keys of every keyed memory, Latin ones too, for a query the English
+    # model cannot read (this space holds only the memories that model cannot read); None when they are the same.
+    wider: "KeySpace | None" = None
     _masks: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -173,8 +177,6 @@ def load_cells(
     keys = store.cell_keys(workspace_id)
     if on:
         return KeySpace.from_keys(plain.rowids, plain.kinds, keys, Adapter.from_bytes(model[0], model_id))
-    if model is None:  # never trained: only the memories keyed for their script have keys
-        return KeySpace.from_keys(plain.rowids, plain.kinds, keys, None) if keys else None
     return untrained_keys(store, plain.rowids, plain.kinds, keys, scripts)
 
 
@@ -183,14 +185,17 @@ def untrained_keys(
 ) -> KeySpace | None:
     """The multilingual keys of the memories the English model cannot read (Chinese, Russian...; see
     episodic/memories.py), as a key space without an adapter: what recall searches besides the memory
-    vectors while a workspace's cells are off. A workspace never trained has keys for those memories only;
-    one trained has them for all, and `scripts` tells which to keep. None without `scripts` (the embedding
-    model is the multilingual encoder itself) or when no memory is foreign."""
-    if scripts is None:
+    vectors while a workspace's cells are off. Memories in Latin script have keys too once trained, or once
+    a query the English model cannot read came (episodic/memories.py): those are in the `wider` space, and
+    `scripts` tells which are which. None without `scripts` (the embedding model is the multilingual encoder
+    itself) or when no memory has keys."""
+    if scripts is None or not keys:
         return None
     foreign = scripts.foreign(store, keys)
-    keys = {r: k for r, k in keys.items() if r in foreign}
-    return KeySpace.from_keys(rowids, kinds, keys, None) if keys else None
+    space = KeySpace.from_keys(rowids, kinds, {r: k for r, k in keys.items() if r in foreign}, None)
+    if len(foreign) == len(keys):
+        return space
+    return replace(space, wider=KeySpace.from_keys(rowids, kinds, keys, None))
 
 
 class DenseIndex:

@@ -8,6 +8,8 @@ Latin letters of the query, since it reads nothing else, and the cells' weight g
 with the letters it cannot read (FOREIGN_QUERY_BOOST). Untrained, the memories mostly in
 another script (Chinese, Russian) have the same encoder's keys, and their cosine takes
 their place in the dense ranking, whose weight grows the same way (bench/multilingual.py).
+A query in such a script ranks every memory by those keys, English ones included: it is
+the only way such a query finds an English memory (bench/data/recall-en.json).
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ def fuse(
     depth = max(config.candidates, top_k)
     semantic: list[tuple[int, float]] = []
     cellular: list[tuple[int, float]] = []
+    latin = latin_share(query.text)
+    if cells is not None and cells.wider is not None and latin < FOREIGN_BELOW:
+        cells = cells.wider  # a query the English model cannot read reaches every memory through its keys
     if config.mode != "lexical" and query.vector is not None:
         semantic = plain.search(query.vector, depth, types, allowed)
     if config.mode != "lexical" and cells is not None and query.cell_vector is not None:
@@ -109,7 +114,6 @@ def fuse(
         # Untrained multilingual keys belong to the memories the English model cannot read (its ranking of
         # them is noise): they are ranked by their multilingual cosine in one dense ranking with the rest,
         # whose cosines are on a like scale, and the English model's part drops out for a query it cannot read.
-        latin = latin_share(query.text)
         _, keyed = cells.locate(np.array([r for r, _ in semantic], dtype=np.int64))
         native = [hit for hit, foreign in zip(semantic, keyed) if not foreign]
         semantic = sorted((native if latin >= FOREIGN_BELOW else []) + cellular, key=lambda hit: -hit[1])[:depth]
@@ -124,7 +128,7 @@ def fuse(
         if cells is not None and cells.adapter is None:
             rankings.append(([r for r, _ in semantic], dense_weight * _foreign_boost(latin)))
         else:
-            latin = min(latin_share(query.text), cells.adapter.latin) if cells is not None and cellular else 1.0
+            latin = min(latin, cells.adapter.latin) if cells is not None and cellular else 1.0
             rankings.append(([r for r, _ in semantic], dense_weight * latin))
             if cellular:
                 rankings.append(([r for r, _ in cellular], config.cells_weight * _foreign_boost(latin)))

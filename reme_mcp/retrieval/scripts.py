@@ -39,6 +39,7 @@ class Scripts:
 
     def __init__(self) -> None:
         self.read: dict[str, int] = {}  # workspace -> the store's last rowid when its new memories were keyed
+        self.bridged: dict[str, int] = {}  # the same, for keying all of them (a query in another script)
         self._foreign: dict[int, bool] = {}
         self._lock = threading.Lock()
 
