@@ -83,6 +83,21 @@ async def test_a_chinese_or_russian_query_finds_an_english_memory(tmp_path: Path
     ]
 
 
+async def test_an_english_query_skips_the_multilingual_encoder_when_only_english_memories_have_keys(
+    tmp_path: Path, monkeypatch
+) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, ENGLISH)
+        await top(app, "数据库密码什么时候更换？")  # gives the English memories keys
+        services = await app.services()
+        encode, queries = services.cell_encoder.encode, []
+        monkeypatch.setattr(services.cell_encoder, "encode", lambda texts: queries.append(texts) or encode(texts))
+        assert await top(app, "When does the staging password change?") == ENGLISH[1]
+        assert queries == []  # the keys are only for queries in other scripts: an English one needs no encoding
+        assert await top(app, "数据库密码什么时候更换？") == ENGLISH[1]
+        assert queries == [["数据库密码什么时候更换？"]]
+
+
 async def test_a_big_workspace_is_keyed_for_other_scripts_a_batch_per_query(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(memories, "BRIDGE_BATCH", 2)
     async with ReMeApp(store_dir=str(tmp_path)) as app:

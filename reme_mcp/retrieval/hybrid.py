@@ -104,8 +104,7 @@ def fuse(
     semantic: list[tuple[int, float]] = []
     cellular: list[tuple[int, float]] = []
     latin = latin_share(query.text)
-    if cells is not None and cells.wider is not None and latin < FOREIGN_BELOW:
-        cells = cells.wider  # a query the English model cannot read reaches every memory through its keys
+    cells = key_space(cells, query.text)
     if config.mode != "lexical" and query.vector is not None:
         semantic = plain.search(query.vector, depth, types, allowed)
     if config.mode != "lexical" and cells is not None and query.cell_vector is not None:
@@ -150,6 +149,15 @@ def fuse(
         cosine.update(from_cells)
         cosine.update(cells.similarities(query.cell_vector, [r for r, _ in fused if r not in from_cells]))
     return [Ranked(rowid=r, score=s, similarity=cosine.get(r, 0.0)) for r, s in fused]
+
+
+def key_space(cells: KeySpace | None, text: str) -> KeySpace | None:
+    """The key space a query searches beside the memory vectors: the wider one, every memory with keys, for
+    a query the English model cannot read; None when it holds no memory (an English query in a workspace
+    whose only keys are its English memories'), so the query need not be encoded for it."""
+    if cells is not None and cells.wider is not None and latin_share(text) < FOREIGN_BELOW:
+        return cells.wider
+    return cells if cells is not None and len(cells.rowids) else None
 
 
 def _foreign_boost(latin: float) -> float:

@@ -31,8 +31,9 @@ meaning); what differs is how PostgreSQL gets there:
 - A memory's tsvector also holds its search terms (reme_mcp/retrieval/lexical.py, kept in the
   `search_terms` column as SQLite's FTS5 index keeps them): the CJK character pairs and Russian stems
   of its text and keywords, which the parser keeps as words (北京, 京烤, 烤鸭) as they are what a Chinese
-  or Japanese query is turned into, and the texts of the memories just before it in its `thread`. Inserting or deleting a memory of a
-  thread re-indexes the memories after it, so a forgotten memory's words leave its followers' tsvectors.
+  or Japanese query is turned into, and the texts of the memories just before it in its `thread`.
+  Inserting or deleting a memory of a thread re-indexes the memories after it, so a forgotten memory's
+  words leave its followers' tsvectors.
 - PostgreSQL text cannot hold NUL characters; the rare text, id or tool name that does is stored
   escaped (a U+FFFF mark and the JSON string) and given back exactly. Keywords and metadata are JSON
   text, as in SQLite, so their key order and every character survive.
