@@ -1,6 +1,7 @@
 """Recall in Chinese and Russian through the real `recall` flow, next to BM25-only and dense-only.
 
     python bench/multilingual.py [bench/data/recall-zh.json bench/data/recall-ru.json] [key=value ...]
+    python bench/multilingual.py bench/data/recall-en.json --scale ../shared/data/locomo/locomo-dev.json [--size 6000]
 
 Each file is a small hand-written set: Chinese and Russian have 80 memories about one
 user and 60 queries that mostly paraphrase them, 6 of them asked in English; English
@@ -9,6 +10,16 @@ asked in Chinese or Russian. Its memories go into one workspace through `remembe
 every query goes through `recall`; recall@k is the share of the query's relevant
 memories among the first k. Queries asked in the memories' language and the
 cross-lingual ones are reported apart.
+
+With --scale, the set's memories share their workspace with LoCoMo turns (CC BY-NC,
+read from its path, never copied) up to --size memories, and each query is timed:
+recall@k among that many distractors, and recall p50 / p95 with the native queries'
+p50 as the baseline. The first queries in another script key the workspace's English
+memories (at most 2,000 per query, see reme_mcp/episodic/memories.py); their times are
+printed apart, and the timed rounds follow them.
+
+With --together, the sets given share one workspace (ids prefixed by language), so a
+query is asked among the memories in every language at once.
 """
 
 from __future__ import annotations
@@ -17,11 +28,16 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import anyio
+from harness import percentile
+from locomo import turns
 
 from reme_mcp import ReMeApp
+from reme_mcp.episodic.memories import BRIDGE_BATCH
+from reme_mcp.retrieval.scripts import foreign
 
 KS = (1, 5, 10)
 MODES = ("hybrid", "lexical", "dense")
@@ -48,15 +64,85 @@ async def run(store_dir: Path, data: dict) -> dict[str, dict[str, dict[int, floa
     return out
 
 
+async def at_scale(store_dir: Path, data: dict, filler: list[str], rounds: int = 5) -> None:
+    """Recall@k and latency of the set's queries in a workspace padded with `filler` memories."""
+    started = time.perf_counter()
+    async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
+        for memory in data["memories"]:
+            await app.async_execute("remember", text=memory["text"], metadata={"id": memory["id"]})
+        for text in filler:
+            await app.async_execute("remember", text=text)
+    size = len(data["memories"]) + len(filler)
+    print(f"{size:,} memories written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    groups = {g: [q for q in data["queries"] if bool(q.get("cross_lingual")) == (g == "cross-lingual")]
+              for g in ("native", "cross-lingual")}
+    async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
+        async def ask(q: dict) -> tuple[float, list]:
+            t = time.perf_counter()
+            result = await app.async_execute("recall", query=q["query"], top_k=max(KS))
+            return time.perf_counter() - t, [hit["metadata"].get("id") for hit in result.metadata["memories"]]
+
+        for q in data["queries"][:1]:  # models loaded and vectors read before anything is timed
+            await ask(q)
+        other = [q for q in data["queries"] if foreign(q["query"])][:1]
+        first = []  # enough queries in another script to key every memory, and one more
+        for _ in range(size // BRIDGE_BATCH + 1 if other else 0):
+            first.append((await ask(other[0]))[0])
+        print(f"first queries in another script (keying): {', '.join(f'{s:.1f} s' for s in first)}")
+        p50: dict[str, float] = {}
+        for group, queries in groups.items():
+            times, found = [], {k: [] for k in KS}
+            for n in range(rounds):
+                for q in queries:
+                    seconds, ranked = await ask(q)
+                    times.append(seconds * 1000)
+                    if n == 0:
+                        for k in KS:
+                            found[k].append(len(set(q["relevant"]) & set(ranked[:k])) / len(q["relevant"]))
+            if not times:
+                continue
+            p50[group] = percentile(times, 50)
+            print(f"{data['language']:<6} {group + f' ({len(queries)})':<20} at {size:,}: "
+                  + " ".join(f"R@{k} {sum(v) / len(v):.3f}" for k, v in found.items())
+                  + f"  p50 {p50[group]:.1f} ms  p95 {percentile(times, 95):.1f} ms"
+                  + (f"  x native p50 {p50[group] / p50['native']:.2f}" if group != "native" else ""))
+
+
+def together(sets: list[dict]) -> dict:
+    """The sets as one: every memory in one workspace, ids prefixed by the set's language."""
+    def tag(data: dict, ident: str) -> str:
+        return f"{data['language']}:{ident}"
+
+    return {
+        "language": "+".join(d["language"] for d in sets),
+        "memories": [{**m, "id": tag(d, m["id"])} for d in sets for m in d["memories"]],
+        "queries": [{**q, "relevant": [tag(d, r) for r in q["relevant"]]} for d in sets for q in d["queries"]],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="*", help="labelled sets (JSON), then configuration key=value")
+    parser.add_argument("--scale", type=Path, help="LoCoMo JSON whose turns pad the workspace (see above)")
+    parser.add_argument("--size", type=int, default=6000, help="memories in the padded workspace (default 6000)")
+    parser.add_argument("--together", action="store_true", help="one workspace for all the sets (see above)")
     args = parser.parse_args()
-    sets = [Path(a) for a in args.items if "=" not in a] or DEFAULT_SETS
+    paths = [Path(a) for a in args.items if "=" not in a] or DEFAULT_SETS
     OVERRIDES.extend(a for a in args.items if "=" in a)
+    sets = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    if args.together:
+        sets = [together(sets)]
+    if args.scale:
+        pool = [text for conversation in json.loads(args.scale.read_text(encoding="utf-8"))
+                for _, text, _ in turns(conversation)]
+        for data in sets:
+            count = max(0, args.size - len(data["memories"]))  # the pool repeats, each copy told apart by a suffix
+            filler = [pool[i % len(pool)] + (f" ({i // len(pool)})" if i >= len(pool) else "") for i in range(count)]
+            with tempfile.TemporaryDirectory() as tmp:
+                anyio.run(at_scale, Path(tmp), data, filler)
+        return
     print(f"{'set':<6} {'queries':<20} {'mode':<8} " + " ".join(f"{'R@' + str(k):>6}" for k in KS))
-    for path in sets:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    for data in sets:
         counts = {"native": sum(not q.get("cross_lingual") for q in data["queries"])}
         counts["cross-lingual"] = len(data["queries"]) - counts["native"]
         with tempfile.TemporaryDirectory() as tmp:
