@@ -83,6 +83,23 @@ async def test_a_chinese_or_russian_query_finds_an_english_memory(tmp_path: Path
     ]
 
 
+async def test_many_english_memories_on_the_same_topics_do_not_crowd_out_a_chinese_one(tmp_path: Path) -> None:
+    people = ["My neighbour", "My cousin", "My friend Anna", "My boss", "My sister", "My landlord", "Our teacher"]
+    doings = [
+        "has a grey cat that sleeps on the sofa", "adopted a black kitten called Shadow",
+        "named his cat after a footballer", "loves spicy hotpot from Chongqing",
+        "is preparing for a violin recital", "practises the piano every evening",
+    ]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, CHINESE + [f"{who} {what}." for who in people for what in doings])
+        # In one ranking by multilingual cosine, "My neighbour named his cat after a footballer" came first.
+        assert await top(app, "我家的猫咪叫什么？") == CHINESE[0]  # what is my cat called?
+        assert await top(app, "我的猫喜欢睡在哪里？") == CHINESE[0]  # where does my cat like to sleep?
+        assert await top(app, "谁在准备音乐比赛？") == CHINESE[2]  # who is preparing for a music contest?
+        # The English memories are still found by a Chinese question about them.
+        assert "footballer" in await top(app, "谁给猫起了一个足球运动员的名字？")  # who named a cat after a footballer?
+
+
 async def test_an_english_query_skips_the_multilingual_encoder_when_only_english_memories_have_keys(
     tmp_path: Path, monkeypatch
 ) -> None:

@@ -9,7 +9,9 @@ with the letters it cannot read (FOREIGN_QUERY_BOOST). Untrained, the memories m
 another script (Chinese, Russian) have the same encoder's keys, and their cosine takes
 their place in the dense ranking, whose weight grows the same way (bench/multilingual.py).
 A query in such a script ranks every memory by those keys, English ones included: it is
-the only way such a query finds an English memory (bench/data/recall-en.json).
+the only way such a query finds an English memory (bench/data/recall-en.json); the English
+ones count a little less there (OTHER_SCRIPT_MARGIN), so that in a big English workspace
+they do not crowd out the memories in the query's own script.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ LONG_QUERY_BOOST = 1.7
 # multilingual keys on a paraphrase (bench/multilingual.py: BM25 R@5 0.75, multilingual dense 0.98 in Russian),
 # so the dense side's weight grows with the query's non-Latin letters, up to 1 + FOREIGN_QUERY_BOOST times.
 FOREIGN_QUERY_BOOST = 3.0
+# A query in another script ranks the English memories by their multilingual keys too (the only way it finds
+# them), but thousands of English memories would crowd out the few in the query's own script. Their cosine
+# counts this much less: among 6,000 memories, Russian R@5 0.61 -> 0.72 and Chinese 0.80 -> 0.83
+# (bench/multilingual.py --scale). A larger margin costs the questions across scripts in a workspace that
+# holds all three languages (--together: cross-lingual R@5 0.78 at 0 and at 0.05, 0.56 at 0.1).
+OTHER_SCRIPT_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,13 @@ def fuse(
     semantic: list[tuple[int, float]] = []
     cellular: list[tuple[int, float]] = []
     latin = latin_share(query.text)
-    cells = key_space(cells, query.text)
+    own, cells = cells, key_space(cells, query.text)
     if config.mode != "lexical" and query.vector is not None:
         semantic = plain.search(query.vector, depth, types, allowed)
     if config.mode != "lexical" and cells is not None and query.cell_vector is not None:
         cellular = cells.search(query.cell_vector, depth, types, allowed)
+        if own is not None and own is not cells:  # the wider space: every memory, for a query in another script
+            cellular = _prefer_own_script(own, own.search(query.cell_vector, depth, types, allowed), cellular)
     if cells is not None and cells.adapter is None:
         # Untrained multilingual keys belong to the memories the English model cannot read (its ranking of
         # them is noise): they are ranked by their multilingual cosine in one dense ranking with the rest,
@@ -158,6 +168,17 @@ def key_space(cells: KeySpace | None, text: str) -> KeySpace | None:
     if cells is not None and cells.wider is not None and latin_share(text) < FOREIGN_BELOW:
         return cells.wider
     return cells if cells is not None and len(cells.rowids) else None
+
+
+def _prefer_own_script(
+    own: KeySpace, in_script: list[tuple[int, float]], every: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """One ranking of a query in another script over every memory's keys: the memories of `own` (those the
+    English model cannot read) at their cosine, the English ones OTHER_SCRIPT_MARGIN lower, best first.
+    `in_script` is `own`'s own ranking, so none of them falls out below the depth of `every`."""
+    _, theirs = own.locate(np.array([r for r, _ in every], dtype=np.int64))
+    merged = dict(in_script) | {r: c - OTHER_SCRIPT_MARGIN for (r, c), mine in zip(every, theirs) if not mine}
+    return sorted(merged.items(), key=lambda hit: -hit[1])[: len(every)]
 
 
 def _foreign_boost(latin: float) -> float:
