@@ -45,21 +45,33 @@ DEFAULT_SETS = [Path(__file__).parent / "data" / f"recall-{language}.json" for l
 OVERRIDES: list[str] = []
 
 
+def group_of(query: dict) -> str:
+    return "cross-lingual" if query.get("cross_lingual") else "native"
+
+
+def recall_at(query: dict, ranked: list, k: int) -> float:
+    """The share of the query's relevant memories among the first k of `ranked` (memory ids)."""
+    return len(set(query["relevant"]) & set(ranked[:k])) / len(query["relevant"])
+
+
+async def remember_set(app: ReMeApp, data: dict) -> None:
+    for memory in data["memories"]:
+        await app.async_execute("remember", text=memory["text"], metadata={"id": memory["id"]})
+
+
 async def run(store_dir: Path, data: dict) -> dict[str, dict[str, dict[int, float]]]:
     """{mode: {"native" | "cross-lingual": {k: recall@k}}}"""
     out: dict[str, dict[str, dict[int, float]]] = {}
     async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
-        for memory in data["memories"]:
-            await app.async_execute("remember", text=memory["text"], metadata={"id": memory["id"]})
+        await remember_set(app, data)
     for mode in MODES:
         scores: dict[str, dict[int, list[float]]] = {g: {k: [] for k in KS} for g in ("native", "cross-lingual")}
         async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING", retrieval__mode=mode) as app:
             for q in data["queries"]:
                 result = await app.async_execute("recall", query=q["query"], top_k=max(KS))
                 ranked = [hit["metadata"]["id"] for hit in result.metadata["memories"]]
-                group = scores["cross-lingual" if q.get("cross_lingual") else "native"]
                 for k in KS:
-                    group[k].append(len(set(q["relevant"]) & set(ranked[:k])) / len(q["relevant"]))
+                    scores[group_of(q)][k].append(recall_at(q, ranked, k))
         out[mode] = {g: {k: sum(v) / max(len(v), 1) for k, v in ks.items()} for g, ks in scores.items()}
     return out
 
@@ -68,14 +80,12 @@ async def at_scale(store_dir: Path, data: dict, filler: list[str], rounds: int =
     """Recall@k and latency of the set's queries in a workspace padded with `filler` memories."""
     started = time.perf_counter()
     async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
-        for memory in data["memories"]:
-            await app.async_execute("remember", text=memory["text"], metadata={"id": memory["id"]})
+        await remember_set(app, data)
         for text in filler:
             await app.async_execute("remember", text=text)
     size = len(data["memories"]) + len(filler)
     print(f"{size:,} memories written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    groups = {g: [q for q in data["queries"] if bool(q.get("cross_lingual")) == (g == "cross-lingual")]
-              for g in ("native", "cross-lingual")}
+    groups = {g: [q for q in data["queries"] if group_of(q) == g] for g in ("native", "cross-lingual")}
     async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
         async def ask(q: dict) -> tuple[float, list]:
             t = time.perf_counter()
@@ -98,7 +108,7 @@ async def at_scale(store_dir: Path, data: dict, filler: list[str], rounds: int =
                     times.append(seconds * 1000)
                     if n == 0:
                         for k in KS:
-                            found[k].append(len(set(q["relevant"]) & set(ranked[:k])) / len(q["relevant"]))
+                            found[k].append(recall_at(q, ranked, k))
             if not times:
                 continue
             p50[group] = percentile(times, 50)
@@ -143,8 +153,7 @@ def main() -> None:
         return
     print(f"{'set':<6} {'queries':<20} {'mode':<8} " + " ".join(f"{'R@' + str(k):>6}" for k in KS))
     for data in sets:
-        counts = {"native": sum(not q.get("cross_lingual") for q in data["queries"])}
-        counts["cross-lingual"] = len(data["queries"]) - counts["native"]
+        counts = {g: sum(group_of(q) == g for q in data["queries"]) for g in ("native", "cross-lingual")}
         with tempfile.TemporaryDirectory() as tmp:
             results = anyio.run(run, Path(tmp), data)
         for group in ("native", "cross-lingual"):
