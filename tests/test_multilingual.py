@@ -118,6 +118,16 @@ async def test_an_english_query_skips_the_multilingual_encoder_when_only_english
 async def test_a_big_workspace_is_keyed_for_other_scripts_a_batch_per_query(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(memories, "BRIDGE_BATCH", 2)
     async with ReMeApp(store_dir=str(tmp_path)) as app:
+        store = (await app.services()).store
+        unkeyed, batches = store.without_cell_keys, []
+
+        def read(*args: object) -> list:
+            found = unkeyed(*args)
+            if len(args) > 3 and args[3] is not None:  # a batch for a query in another script: read no more
+                batches.append(len(found))
+            return found
+
+        monkeypatch.setattr(store, "without_cell_keys", read)
         await remember_all(app, ENGLISH)
         counts = []
         for _ in range(3):
@@ -127,6 +137,7 @@ async def test_a_big_workspace_is_keyed_for_other_scripts_a_batch_per_query(tmp_
         await top(app, "我周五和谁吃午饭？")  # who am I having lunch with on Friday?
     assert counts == [2, 3, 3]
     assert keyed(tmp_path) == 4  # what was written since is keyed at the next such query
+    assert batches == [2, 1, 1]
 
 
 async def test_an_english_workspace_gets_no_multilingual_keys(tmp_path: Path) -> None:

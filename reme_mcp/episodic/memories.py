@@ -181,17 +181,17 @@ def _key_since(
     limit: int | None = None,
 ) -> int:
     """Key the workspace's memories without keys written after its mark in `marks` (those whose text `keep`
-    accepts; all when None), at most `limit`; the mark moves to the store's last rowid once none is left."""
+    accepts; all when None), the first `limit` read; the mark moves to the store's last rowid once none is
+    left. The limit applies to what the store reads, so a big workspace is not read whole for one batch."""
     last = services.store.last_rowid()
     after = marks.get(workspace_id, 0)
     if after >= last:
         return 0
-    fresh = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id, after)
-    chosen = [m for m in fresh if keep is None or keep(m[1])]
-    batch = chosen if limit is None else chosen[:limit]
+    fresh = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id, after, limit)
+    batch = [m for m in fresh if keep is None or keep(m[1])]
     if batch:
         key_cells(services, workspace_id, batch)
-    if len(batch) == len(chosen):
+    if limit is None or len(fresh) < limit:
         marks[workspace_id] = last
     return len(batch)
 

@@ -236,8 +236,11 @@ class MemoryStore(Protocol):
     def cell_keys(self, workspace_id: str) -> dict[int, np.ndarray]:
         """rowid -> the memory's trained keys (count x dim)."""
 
-    def without_cell_keys(self, workspace_id: str, model_id: str, after: int = 0) -> list[tuple[int, str, list[str]]]:
-        """(rowid, text, keywords) of active memories with no keys from this model yet (rowid > `after`), by rowid."""
+    def without_cell_keys(
+        self, workspace_id: str, model_id: str, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, str, list[str]]]:
+        """(rowid, text, keywords) of active memories with no keys from this model yet (rowid > `after`), by
+        rowid, the first `limit` of them (all when None)."""
 
     def put_cell_keys(self, workspace_id: str, rows: list[tuple[int, np.ndarray]], embedding: Embedding) -> None: ...
 

@@ -795,14 +795,16 @@ class PgVectorStore:
             ).fetchall()
         return {r: np.frombuffer(bytes(blob), dtype=np.float32).reshape(n, d) for r, n, d, blob in rows}
 
-    def without_cell_keys(self, workspace_id: str, model_id: str, after: int = 0) -> list[tuple[int, str, list[str]]]:
+    def without_cell_keys(
+        self, workspace_id: str, model_id: str, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, str, list[str]]]:
         with self._read() as cur:
             rows = cur.execute(
                 "SELECT m.rowid, m.text, m.keywords FROM memories m LEFT JOIN cell_keys k "
                 "ON k.memory_rowid = m.rowid AND k.embedding_model = %s "
                 "WHERE m.workspace_id = %s AND m.status = 'active' AND k.memory_rowid IS NULL AND m.rowid > %s "
-                "ORDER BY m.rowid",
-                (model_id, workspace_id, after),
+                "ORDER BY m.rowid LIMIT %s",
+                (model_id, workspace_id, after, limit),
             ).fetchall()
         return [(rowid, _dec(text), json.loads(keywords)) for rowid, text, keywords in rows]
 

@@ -586,15 +586,17 @@ class SQLiteStore:
             ).fetchall()
         return {r: np.frombuffer(blob, dtype=np.float32).reshape(n, d) for r, n, d, blob in rows}
 
-    def without_cell_keys(self, workspace_id: str, model_id: str, after: int = 0) -> list[tuple[int, str, list[str]]]:
+    def without_cell_keys(
+        self, workspace_id: str, model_id: str, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, str, list[str]]]:
         """(rowid, text, keywords) of active memories that have no keys from `model_id` yet."""
         with self._lock:
             rows = self.db.execute(
                 "SELECT m.rowid, m.text, m.keywords FROM memories m LEFT JOIN cell_keys k "
                 "ON k.memory_rowid = m.rowid AND k.embedding_model = ? "
                 "WHERE m.workspace_id = ? AND m.status = 'active' AND k.memory_rowid IS NULL AND m.rowid > ? "
-                "ORDER BY m.rowid",
-                (model_id, workspace_id, after),
+                "ORDER BY m.rowid LIMIT ?",
+                (model_id, workspace_id, after, -1 if limit is None else limit),
             ).fetchall()
         return [(rowid, text, json.loads(keywords)) for rowid, text, keywords in rows]
 
