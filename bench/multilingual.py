@@ -19,7 +19,8 @@ memories (at most 2,000 per query, see reme_mcp/episodic/memories.py); their tim
 printed apart, and the timed rounds follow them.
 
 With --together, the sets given share one workspace (ids prefixed by language), so a
-query is asked among the memories in every language at once.
+query is asked among the memories in every language at once; each set's queries are
+reported apart.
 """
 
 from __future__ import annotations
@@ -46,7 +47,17 @@ OVERRIDES: list[str] = []
 
 
 def group_of(query: dict) -> str:
-    return "cross-lingual" if query.get("cross_lingual") else "native"
+    """native or cross-lingual, after the language of the query's set when sets share a workspace."""
+    kind = "cross-lingual" if query.get("cross_lingual") else "native"
+    return f"{query['set']} {kind}" if "set" in query else kind
+
+
+def groups_of(data: dict) -> dict[str, int]:
+    """{group: number of queries}, in the order the set first asks them."""
+    counts: dict[str, int] = {}
+    for query in data["queries"]:
+        counts[group_of(query)] = counts.get(group_of(query), 0) + 1
+    return counts
 
 
 def recall_at(query: dict, ranked: list, k: int) -> float:
@@ -60,12 +71,12 @@ async def remember_set(app: ReMeApp, data: dict) -> None:
 
 
 async def run(store_dir: Path, data: dict) -> dict[str, dict[str, dict[int, float]]]:
-    """{mode: {"native" | "cross-lingual": {k: recall@k}}}"""
+    """{mode: {group (see group_of): {k: recall@k}}}"""
     out: dict[str, dict[str, dict[int, float]]] = {}
     async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
         await remember_set(app, data)
     for mode in MODES:
-        scores: dict[str, dict[int, list[float]]] = {g: {k: [] for k in KS} for g in ("native", "cross-lingual")}
+        scores: dict[str, dict[int, list[float]]] = {g: {k: [] for k in KS} for g in groups_of(data)}
         async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING", retrieval__mode=mode) as app:
             for q in data["queries"]:
                 result = await app.async_execute("recall", query=q["query"], top_k=max(KS))
@@ -85,7 +96,7 @@ async def at_scale(store_dir: Path, data: dict, filler: list[str], rounds: int =
             await app.async_execute("remember", text=text)
     size = len(data["memories"]) + len(filler)
     print(f"{size:,} memories written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    groups = {g: [q for q in data["queries"] if group_of(q) == g] for g in ("native", "cross-lingual")}
+    groups = {g: [q for q in data["queries"] if group_of(q) == g] for g in groups_of(data)}
     async with ReMeApp(*OVERRIDES, store_dir=str(store_dir), log_level="WARNING") as app:
         async def ask(q: dict) -> tuple[float, list]:
             t = time.perf_counter()
@@ -112,10 +123,11 @@ async def at_scale(store_dir: Path, data: dict, filler: list[str], rounds: int =
             if not times:
                 continue
             p50[group] = percentile(times, 50)
-            print(f"{data['language']:<6} {group + f' ({len(queries)})':<20} at {size:,}: "
+            baseline = next(iter(p50))  # the first group asked: the native queries of the first set
+            print(f"{data['language']:<6} {group + f' ({len(queries)})':<24} at {size:,}: "
                   + " ".join(f"R@{k} {sum(v) / len(v):.3f}" for k, v in found.items())
                   + f"  p50 {p50[group]:.1f} ms  p95 {percentile(times, 95):.1f} ms"
-                  + (f"  x native p50 {p50[group] / p50['native']:.2f}" if group != "native" else ""))
+                  + (f"  x {baseline} p50 {p50[group] / p50[baseline]:.2f}" if group != baseline else ""))
 
 
 def together(sets: list[dict]) -> dict:
@@ -126,7 +138,9 @@ def together(sets: list[dict]) -> dict:
     return {
         "language": "+".join(d["language"] for d in sets),
         "memories": [{**m, "id": tag(d, m["id"])} for d in sets for m in d["memories"]],
-        "queries": [{**q, "relevant": [tag(d, r) for r in q["relevant"]]} for d in sets for q in d["queries"]],
+        "queries": [
+            {**q, "relevant": [tag(d, r) for r in q["relevant"]], "set": d["language"]} for d in sets for q in d["queries"]
+        ],
     }
 
 
@@ -151,15 +165,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 anyio.run(at_scale, Path(tmp), data, filler)
         return
-    print(f"{'set':<6} {'queries':<20} {'mode':<8} " + " ".join(f"{'R@' + str(k):>6}" for k in KS))
+    print(f"{'set':<6} {'queries':<24} {'mode':<8} " + " ".join(f"{'R@' + str(k):>6}" for k in KS))
     for data in sets:
-        counts = {g: sum(group_of(q) == g for q in data["queries"]) for g in ("native", "cross-lingual")}
         with tempfile.TemporaryDirectory() as tmp:
             results = anyio.run(run, Path(tmp), data)
-        for group in ("native", "cross-lingual"):
+        for group, count in groups_of(data).items():
             for mode in MODES:
-                label = f"{group} ({counts[group]})"
-                print(f"{data['language']:<6} {label:<20} {mode:<8} "
+                label = f"{group} ({count})"
+                print(f"{data['language']:<6} {label:<24} {mode:<8} "
                       + " ".join(f"{results[mode][group][k]:>6.3f}" for k in KS))
         print(file=sys.stderr)
 
