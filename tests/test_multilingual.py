@@ -100,6 +100,26 @@ async def test_many_english_memories_on_the_same_topics_do_not_crowd_out_a_chine
         assert "footballer" in await top(app, "谁给猫起了一个足球运动员的名字？")  # who named a cat after a footballer?
 
 
+async def test_an_english_question_finds_a_chinese_or_russian_memory_among_english_ones_that_share_its_words(
+    tmp_path: Path,
+) -> None:
+    people = ["My neighbour", "My cousin", "My friend Anna", "My boss", "My sister", "My landlord", "Our teacher"]
+    doings = [
+        "won a contest for the best garden", "named the new project after a comet",
+        "called the plumber about the leaking sink", "ate at a pricey restaurant near the office",
+        "practises yoga every evening", "sleeps badly since the move",
+    ]
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_all(app, CHINESE + RUSSIAN + [f"{who} {what}." for who in people for what in doings])
+        # BM25 ranks English memories only: without their dense rank standing in for it, the Chinese and
+        # Russian memories came second and sixth, behind memories that share the question's words.
+        assert await top(app, "What did I fix with my brother?") == RUSSIAN[0]
+        found = await app.async_execute("recall", query="Where did I go on a business trip last month?", top_k=3)
+        assert CHINESE[1] in [m["text"] for m in found.metadata["memories"]]
+        # An English question about an English memory keeps it first.
+        assert (await top(app, "Who goes to yoga in the evenings?")).endswith("practises yoga every evening.")
+
+
 async def test_an_english_query_skips_the_multilingual_encoder_when_only_english_memories_have_keys(
     tmp_path: Path, monkeypatch
 ) -> None:

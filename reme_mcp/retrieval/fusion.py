@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: float) -> list[tuple[int, float]]:
-    """(id, fused score) best first, from (ranking, weight) pairs; ties keep first-seen order."""
+def rrf(rankings: Sequence[tuple[Sequence[int | None], float]], k: float) -> list[tuple[int, float]]:
+    """(id, fused score) best first, from (ranking, weight) pairs; ties keep first-seen order. A None holds
+    a rank without an id, so a ranking can credit some of another's ids at the ranks they have there."""
     scores: dict[int, float] = {}
     for ranking, weight in rankings:
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+            if item is not None:
+                scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)

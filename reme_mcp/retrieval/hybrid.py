@@ -11,7 +11,8 @@ their place in the dense ranking, whose weight grows the same way (bench/multili
 A query in such a script ranks every memory by those keys, English ones included: it is
 the only way such a query finds an English memory (bench/data/recall-en.json); the English
 ones count a little less there (OTHER_SCRIPT_MARGIN), so that in a big English workspace
-they do not crowd out the memories in the query's own script.
+they do not crowd out the memories in the query's own script. An English query's BM25 cannot
+match a memory in another script, so its dense rank also stands in for BM25 (STAND_IN_WEIGHT).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ FOREIGN_QUERY_BOOST = 3.0
 # (bench/multilingual.py --scale). A larger margin costs the questions across scripts in a workspace that
 # holds all three languages (--together: cross-lingual R@5 0.78 at 0 and at 0.05, 0.56 at 0.1).
 OTHER_SCRIPT_MARGIN = 0.05
+# The other way round, BM25 cannot match an English query to a Chinese or Russian memory at all, so among
+# thousands of English memories that BM25 ranks, the one that answers it seldom reached the top 5. Such memories
+# are also credited, at this share of BM25's weight, at the rank their keys have in the dense ranking: among
+# 6,000 memories, R@5 of English questions 0.00 -> 0.33 for Chinese memories and 0.17 -> 0.50 for Russian ones
+# (bench/multilingual.py --scale). More costs English questions their English memories in a workspace of
+# all three languages (--together: R@5 1.00 at 0.3, 0.80 at 0.5).
+STAND_IN_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ def fuse(
     depth = max(config.candidates, top_k)
     semantic: list[tuple[int, float]] = []
     cellular: list[tuple[int, float]] = []
+    other_script: set[int] = set()  # memories ranked by their multilingual keys alone, for an English query
     latin = latin_share(query.text)
     own, cells = cells, key_space(cells, query.text)
     if config.mode != "lexical" and query.vector is not None:
@@ -125,6 +134,7 @@ def fuse(
         # whose cosines are on a like scale, and the English model's part drops out for a query it cannot read.
         _, keyed = cells.locate(np.array([r for r, _ in semantic], dtype=np.int64))
         native = [hit for hit, foreign in zip(semantic, keyed) if not foreign]
+        other_script = {r for r, _ in cellular} if latin >= FOREIGN_BELOW else set()
         semantic = sorted((native if latin >= FOREIGN_BELOW else []) + cellular, key=lambda hit: -hit[1])[:depth]
         cellular = []
     if config.mode == "hybrid":
@@ -136,6 +146,8 @@ def fuse(
         rankings = [([r for r, _ in lexical], 1.0)]
         if cells is not None and cells.adapter is None:
             rankings.append(([r for r, _ in semantic], dense_weight * _foreign_boost(latin)))
+            if other_script:  # BM25 cannot match them to the query: their dense rank stands in for it
+                rankings.append(([r if r in other_script else None for r, _ in semantic], STAND_IN_WEIGHT))
         else:
             latin = min(latin, cells.adapter.latin) if cells is not None and cellular else 1.0
             rankings.append(([r for r, _ in semantic], dense_weight * latin))
