@@ -34,6 +34,12 @@ RUSSIAN = [
 ]
 
 
+def about_others(*doings: str) -> list[str]:
+    """English notes about other people, one for each of them and each thing done (42 for six)."""
+    people = ["My neighbour", "My cousin", "My friend Anna", "My boss", "My sister", "My landlord", "Our teacher"]
+    return [f"{who} {what}." for who in people for what in doings]
+
+
 async def remember_all(app: ReMeApp, texts: list[str]) -> None:
     for text in texts:
         await app.async_execute("remember", text=text)
@@ -84,14 +90,13 @@ async def test_a_chinese_or_russian_query_finds_an_english_memory(tmp_path: Path
 
 
 async def test_many_english_memories_on_the_same_topics_do_not_crowd_out_a_chinese_one(tmp_path: Path) -> None:
-    people = ["My neighbour", "My cousin", "My friend Anna", "My boss", "My sister", "My landlord", "Our teacher"]
-    doings = [
+    notes = about_others(
         "has a grey cat that sleeps on the sofa", "adopted a black kitten called Shadow",
         "named his cat after a footballer", "loves spicy hotpot from Chongqing",
         "is preparing for a violin recital", "practises the piano every evening",
-    ]
+    )
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        await remember_all(app, CHINESE + [f"{who} {what}." for who in people for what in doings])
+        await remember_all(app, CHINESE + notes)
         # In one ranking by multilingual cosine, "My neighbour named his cat after a footballer" came first.
         assert await top(app, "我家的猫咪叫什么？") == CHINESE[0]  # what is my cat called?
         assert await top(app, "我的猫喜欢睡在哪里？") == CHINESE[0]  # where does my cat like to sleep?
@@ -103,14 +108,13 @@ async def test_many_english_memories_on_the_same_topics_do_not_crowd_out_a_chine
 async def test_an_english_question_finds_a_chinese_or_russian_memory_among_english_ones_that_share_its_words(
     tmp_path: Path,
 ) -> None:
-    people = ["My neighbour", "My cousin", "My friend Anna", "My boss", "My sister", "My landlord", "Our teacher"]
-    doings = [
+    notes = about_others(
         "won a contest for the best garden", "named the new project after a comet",
         "called the plumber about the leaking sink", "ate at a pricey restaurant near the office",
         "practises yoga every evening", "sleeps badly since the move",
-    ]
+    )
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        await remember_all(app, CHINESE + RUSSIAN + [f"{who} {what}." for who in people for what in doings])
+        await remember_all(app, CHINESE + RUSSIAN + notes)
         # BM25 ranks English memories only: without their dense rank standing in for it, the Chinese and
         # Russian memories came second and sixth, behind memories that share the question's words.
         assert await top(app, "What did I fix with my brother?") == RUSSIAN[0]
