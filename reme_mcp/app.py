@@ -116,6 +116,7 @@ class ReMeApp:
     async def close(self) -> None:
         services = self._services
         if services is not None:
+            await anyio.to_thread.run_sync(services.bridge.close)  # before the store closes under it
             await services.llm.aclose()
             await anyio.to_thread.run_sync(services.dense.close)  # saves HNSW indexes that grew
         with self._open_lock:

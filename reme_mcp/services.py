@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reme_mcp.config import Config
+from reme_mcp.episodic.keying import Bridge
 from reme_mcp.errors import InvalidInput
 from reme_mcp.models.embedding import Embedder
 from reme_mcp.models.llm import LLM
@@ -22,6 +23,7 @@ class Services:
     llm: LLM
     working: WorkingFiles
     cell_encoder: Embedder  # the trained cells' multilingual key space (reme_mcp/cells)
+    bridge: Bridge = field(default_factory=Bridge)  # keys English memories for queries in other scripts
 
     def workspace(self, workspace_id: str | None) -> str:
         return workspace_id or self.config.default_workspace

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+import anyio
 import pytest
 from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
-from reme_mcp.episodic import memories
+from reme_mcp.episodic import keying
 from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
 from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
@@ -139,11 +141,14 @@ async def test_an_english_query_skips_the_multilingual_encoder_when_only_english
         assert queries == [["数据库密码什么时候更换？"]]
 
 
-async def test_a_big_workspace_is_keyed_for_other_scripts_a_batch_per_query(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(memories, "BRIDGE_BATCH", 2)
+async def test_a_big_workspace_is_keyed_for_other_scripts_first_a_batch_then_in_the_background(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(keying, "FIRST_BATCH", 2)
+    monkeypatch.setattr(keying, "BATCH", 1)
     async with ReMeApp(store_dir=str(tmp_path)) as app:
-        store = (await app.services()).store
-        unkeyed, batches = store.without_cell_keys, []
+        services = await app.services()
+        unkeyed, batches = services.store.without_cell_keys, []
 
         def read(*args: object) -> list:
             found = unkeyed(*args)
@@ -151,17 +156,42 @@ async def test_a_big_workspace_is_keyed_for_other_scripts_a_batch_per_query(tmp_
                 batches.append(len(found))
             return found
 
-        monkeypatch.setattr(store, "without_cell_keys", read)
+        monkeypatch.setattr(services.store, "without_cell_keys", read)
         await remember_all(app, ENGLISH)
-        counts = []
-        for _ in range(3):
-            await top(app, "数据库密码什么时候更换？")
-            counts.append(keyed(tmp_path))
+        await top(app, "数据库密码什么时候更换？")
+        assert services.bridge.wait(timeout=60)
+        assert keyed(tmp_path) == 3 and batches == [2, 1, 0]
         await app.async_execute("remember", text="Lunch with Priya on Friday at noon.")
-        await top(app, "我周五和谁吃午饭？")  # who am I having lunch with on Friday?
-    assert counts == [2, 3, 3]
+        assert "Priya" in await top(app, "我周五和谁吃午饭？")  # who am I having lunch with on Friday?
     assert keyed(tmp_path) == 4  # what was written since is keyed at the next such query
-    assert batches == [2, 1, 1]
+    assert batches == [2, 1, 0, 1]
+
+
+async def test_the_first_query_in_another_script_does_not_wait_for_the_background(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(keying, "FIRST_BATCH", 2)
+    monkeypatch.setattr(keying, "BATCH", 1)
+    gate = threading.Event()
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        services = await app.services()
+        encode = services.cell_encoder.encode
+
+        def held(texts: list[str]):  # the background's batches wait for the gate
+            if threading.current_thread().name.startswith("reme-keys"):
+                gate.wait(timeout=60)
+            return encode(texts)
+
+        monkeypatch.setattr(services.cell_encoder, "encode", held)
+        await remember_all(app, ENGLISH + ["Lunch with Priya on Friday at noon.", "The dentist is on Tuesday."])
+        await remember_all(app, RUSSIAN)
+        assert await top(app, "数据库密码什么时候更换？") == ENGLISH[1]  # among the first batch
+        assert keyed(tmp_path) == 2 + len(RUSSIAN)  # the Russian ones are keyed for any query
+        assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]  # answered meanwhile
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(app.close)  # stops the background after the batch under way
+            await anyio.sleep(0.2)
+            gate.set()
+    assert keyed(tmp_path) == 3 + len(RUSSIAN)  # one more batch, not the rest
 
 
 async def test_an_english_workspace_gets_no_multilingual_keys(tmp_path: Path) -> None:

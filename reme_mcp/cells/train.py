@@ -21,7 +21,8 @@ from reme_mcp.cells.episodes import check_unique_ids
 from reme_mcp.cells.gate import Cue, ranks, scores
 from reme_mcp.cells.keys import key_texts, training_cues
 from reme_mcp.cells.schemas import Episode, TrainInput, TrainOutput
-from reme_mcp.episodic.memories import check_limits, key_cells, require_workspace
+from reme_mcp.episodic.keying import key_cells
+from reme_mcp.episodic.memories import check_limits, require_workspace
 from reme_mcp.errors import InvalidInput, StoreCorrupt, StoreMismatch
 from reme_mcp.models.embedding import Embedder, encode_in_batches
 from reme_mcp.privacy.scrub import scrub_all

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import anyio.to_thread
 import numpy as np
 
-from reme_mcp.cells.keys import key_texts
 from reme_mcp.cells.schemas import Episode
+from reme_mcp.episodic.keying import key_cells, key_foreign
 from reme_mcp.episodic.schemas import (
     Filters,
     Hit,
@@ -35,8 +34,6 @@ from reme_mcp.services import Services
 from reme_mcp.store.base import Memory, Scope, content_id, embedding_text
 
 log = logging.getLogger(__name__)
-
-BRIDGE_BATCH = 2_000  # memories keyed for one query in another script: about ten seconds (see key_rest)
 
 
 def memory_vector(services: Services, text: str, keywords: list[str]) -> np.ndarray:
@@ -79,7 +76,7 @@ def search(
     elif not trained:
         keyed = key_foreign(services, workspace_id)
         if foreign(query):
-            keyed += key_rest(services, workspace_id)
+            keyed += services.bridge.key(services, workspace_id)
         if keyed:
             plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]
@@ -128,72 +125,6 @@ def check_limits(services: Services, args: RememberInput | Episode) -> None:
 
 def _public(memory: Memory) -> StoredMemory:
     return StoredMemory(**memory.model_dump())
-
-
-def key_cells(services: Services, workspace_id: str, memories: list[tuple[int, str, list[str]]]) -> int:
-    """Compute and store the cell keys of (rowid, text, keywords) memories; returns how many keys (blocking)."""
-    texts = [key_texts(text, keywords) for _, text, keywords in memories]
-    flat = [t for group in texts for t in group]
-    vectors = services.cell_encoder.encode(flat) if flat else np.zeros((0, 0), np.float32)
-    rows, at = [], 0
-    for (rowid, _, _), group in zip(memories, texts):
-        rows.append((rowid, vectors[at : at + len(group)]))
-        at += len(group)
-    services.store.put_cell_keys(workspace_id, rows, services.cell_encoder.embedding())
-    return len(flat)
-
-
-def key_foreign(services: Services, workspace_id: str) -> int:
-    """Give the memories written since the last look whose text is mostly not in Latin script (Chinese,
-    Russian...) their multilingual keys; returns how many were keyed (blocking).
-
-    The English embedding model cannot read them, so without these keys recall would find them by their
-    words alone (bench/multilingual.py). A recall with nothing written since costs one lookup of the store's
-    last rowid; a workspace in English then pays one read of its new memories' texts. Nothing is keyed when
-    the embedding model is the multilingual encoder itself.
-    """
-    scripts = services.dense.scripts
-    return 0 if scripts is None else _key_since(services, workspace_id, scripts.read, foreign)
-
-
-def key_rest(services: Services, workspace_id: str) -> int:
-    """Give the memories the English model can read their multilingual keys as well, at most
-    `BRIDGE_BATCH` at a time; returns how many were keyed (blocking).
-
-    Called for a query the English model cannot read (a Chinese question about an English note): without
-    the keys, such a query finds no English memory by meaning, and BM25 shares no word with it. The
-    encoder keys about 200 memories a second here, so a workspace of a thousand pays some five seconds
-    once; later memories are keyed at the next such query. Workspaces never asked in another script
-    store nothing.
-    """
-    scripts = services.dense.scripts
-    if scripts is None:
-        return 0
-    count = _key_since(services, workspace_id, scripts.bridged, None, BRIDGE_BATCH)
-    if count:
-        log.info("gave %d memories of workspace '%s' multilingual keys for a query in another script",
-                 count, workspace_id)
-    return count
-
-
-def _key_since(
-    services: Services, workspace_id: str, marks: dict[str, int], keep: Callable[[str], bool] | None,
-    limit: int | None = None,
-) -> int:
-    """Key the workspace's memories without keys written after its mark in `marks` (those whose text `keep`
-    accepts; all when None), the first `limit` read; the mark moves to the store's last rowid once none is
-    left. The limit applies to what the store reads, so a big workspace is not read whole for one batch."""
-    last = services.store.last_rowid()
-    after = marks.get(workspace_id, 0)
-    if after >= last:
-        return 0
-    fresh = services.store.without_cell_keys(workspace_id, services.cell_encoder.model_id, after, limit)
-    batch = [m for m in fresh if keep is None or keep(m[1])]
-    if batch:
-        key_cells(services, workspace_id, batch)
-    if limit is None or len(fresh) < limit:
-        marks[workspace_id] = last
-    return len(batch)
 
 
 async def require_workspace(services: Services, workspace_id: str) -> None:

@@ -184,9 +184,9 @@ def untrained_keys(
     store: MemoryStore, rowids: np.ndarray, kinds: np.ndarray, keys: dict[int, np.ndarray], scripts: Scripts | None
 ) -> KeySpace | None:
     """The multilingual keys of the memories the English model cannot read (Chinese, Russian...; see
-    episodic/memories.py), as a key space without an adapter: what recall searches besides the memory
+    episodic/keying.py), as a key space without an adapter: what recall searches besides the memory
     vectors while a workspace's cells are off. Memories in Latin script have keys too once trained, or once
-    a query the English model cannot read came (episodic/memories.py): those are in the `wider` space, and
+    a query the English model cannot read came (episodic/keying.py): those are in the `wider` space, and
     `scripts` tells which are which. None without `scripts` (the embedding model is the multilingual encoder
     itself) or when no memory has keys."""
     if scripts is None or not keys:

@@ -2,7 +2,7 @@
 
 The default embedding model (all-MiniLM-L6-v2) reads English and other Latin-script text; Chinese or
 Russian come out of it as noise. A memory mostly in another script is reached instead by the multilingual
-cell encoder's keys (episodic/memories.py), even in a workspace that was never trained, and a query in
+cell encoder's keys (episodic/keying.py), even in a workspace that was never trained, and a query in
 such a script leans on those keys (hybrid.py).
 """
 
@@ -35,11 +35,10 @@ def foreign(text: str) -> bool:
 
 class Scripts:
     """Per process: which memories are foreign (read once per memory), and up to which rowid each
-    workspace's new memories were looked at for keying."""
+    workspace's new memories were looked at for keying (episodic/keying.py)."""
 
     def __init__(self) -> None:
         self.read: dict[str, int] = {}  # workspace -> the store's last rowid when its new memories were keyed
-        self.bridged: dict[str, int] = {}  # the same, for keying all of them (a query in another script)
         self._foreign: dict[int, bool] = {}
         self._lock = threading.Lock()
 
