@@ -31,6 +31,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import anyio
@@ -54,10 +55,7 @@ def group_of(query: dict) -> str:
 
 def groups_of(data: dict) -> dict[str, int]:
     """{group: number of queries}, in the order the set first asks them."""
-    counts: dict[str, int] = {}
-    for query in data["queries"]:
-        counts[group_of(query)] = counts.get(group_of(query), 0) + 1
-    return counts
+    return dict(Counter(group_of(query) for query in data["queries"]))
 
 
 def recall_at(query: dict, ranked: list, k: int) -> float:
