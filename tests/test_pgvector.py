@@ -146,6 +146,40 @@ async def test_a_recall_does_not_queue_behind_another_transaction_holding_the_ro
     assert sql("SELECT recall_count FROM memories") == [(3,)]  # none was lost
 
 
+async def test_a_chinese_memory_whose_write_was_under_way_during_a_recall_is_keyed_at_the_next_one(
+    tmp_path: Path,
+) -> None:
+    late = "我养了一只橘色的小猫，叫南瓜，它整天睡在窗台上。"  # an orange kitten, Pumpkin, sleeps on the windowsill
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await app.async_execute("remember", text="The release train leaves on Thursdays.")
+        services = await app.services()
+        embedding, vector = services.embedder.embedding(), services.embedder.encode([late])[0]
+        writer = PgVectorStore(url())  # another server: it has taken the memory's rowid, and not yet committed
+        writer.open(embedding.model_id)
+        taken, commit = threading.Event(), threading.Event()
+
+        def write() -> None:
+            with writer._write("default") as cur:
+                writer._insert(cur, Memory(id=content_id(late, []), workspace_id="default", text=late,
+                                           created_at=datetime.now(timezone.utc)), vector, embedding)
+                writer._touch(cur, "default", 1)
+                taken.set()
+                commit.wait(timeout=60)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            assert taken.wait(timeout=60)
+            await app.async_execute("recall", query="release train")  # looks for new memories to key meanwhile
+        finally:
+            commit.set()
+            thread.join()
+            writer.close()
+        found = await app.async_execute("recall", query="Where does my kitten sleep?", top_k=1)
+    assert found.metadata["memories"][0]["text"] == late
+    assert sql("SELECT count(*) FROM cell_keys") == [(1,)]  # keyed, though its rowid was taken before that recall
+
+
 # -- retrieval ---------------------------------------------------------------------------------------------------
 
 

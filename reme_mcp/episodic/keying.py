@@ -66,9 +66,10 @@ def key_since(
 ) -> tuple[int, bool]:
     """Key the workspace's memories without keys written after its mark in `marks` (those whose text `keep`
     accepts; all when None), the first `limit` of them; returns (how many were keyed, whether any are left).
-    The mark moves to the store's last rowid once none is left. The limit applies to what the store reads,
-    so a big workspace is not read whole for one batch."""
-    last = services.store.last_rowid()
+    The mark moves to the newest rowid the store shows in the workspace once none is left, never past a
+    memory still being written (MemoryStore.newest_rowid). The limit applies to what the store reads, so a
+    big workspace is not read whole for one batch."""
+    last = services.store.newest_rowid(workspace_id)
     after = marks.get(workspace_id, 0)
     if after >= last:
         return 0, False

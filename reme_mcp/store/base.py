@@ -218,6 +218,12 @@ class MemoryStore(Protocol):
     def last_rowid(self) -> int:
         """The highest rowid ever given to a memory; rowids are never reused."""
 
+    def newest_rowid(self, workspace_id: str) -> int:
+        """The highest rowid among the workspace's memories that this reader can see. Writers of one workspace
+        queue on its lock from before they take a rowid until they commit, so a memory of it that commits
+        later always gets a higher one: a mark at this rowid skips none (last_rowid can count a rowid whose
+        write is still under way, in PostgreSQL)."""
+
     def replace(self, memory: Memory, vector: np.ndarray, embedding: Embedding) -> None:
         """Rewrite the memory with this id (status, metadata, text) under a new rowid."""
 

@@ -168,8 +168,10 @@ _ADDED_COLUMNS = {
     "thread": "text",
     "search_terms": "text NOT NULL DEFAULT ''",
 }
-# Indexes on added columns: made after the upgrade has added them.
+# Indexes made after the upgrade has added the columns they may name.
 _INDEXES = (
+    # newest_rowid in one probe, not a scan of the workspace's rows (created once, on opening an older store)
+    "CREATE INDEX IF NOT EXISTS memories_by_workspace ON memories (workspace_id, rowid)",
     "CREATE INDEX IF NOT EXISTS memories_thread ON memories (workspace_id, thread, created_at) "
     "WHERE thread IS NOT NULL",
 )
@@ -717,6 +719,11 @@ class PgVectorStore:
             row = cur.execute(
                 "SELECT pg_sequence_last_value(pg_get_serial_sequence('memories', 'rowid')::regclass)"
             ).fetchone()
+        return int(row[0] or 0)
+
+    def newest_rowid(self, workspace_id: str) -> int:
+        with self._read() as cur:
+            row = cur.execute("SELECT max(rowid) FROM memories WHERE workspace_id = %s", (workspace_id,)).fetchone()
         return int(row[0] or 0)
 
     def count(self) -> int:

@@ -512,6 +512,11 @@ class SQLiteStore:
             row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'memories'").fetchone()
         return int(row[0]) if row else 0
 
+    def newest_rowid(self, workspace_id: str) -> int:
+        with self._lock:
+            row = self.db.execute("SELECT last_rowid FROM workspaces WHERE id = ?", (workspace_id,)).fetchone()
+        return int(row[0]) if row else 0
+
     def count(self) -> int:
         with self._lock:
             return self.db.execute("SELECT count(*) FROM memories").fetchone()[0]
