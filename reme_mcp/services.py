@@ -23,7 +23,7 @@ class Services:
     llm: LLM
     working: WorkingFiles
     cell_encoder: Embedder  # the trained cells' multilingual key space (reme_mcp/cells)
-    bridge: Bridge = field(default_factory=Bridge)  # keys English memories for queries in other scripts
+    bridge: Bridge = field(default_factory=Bridge)  # multilingual keys, at recall (episodic/keying.py)
 
     def workspace(self, workspace_id: str | None) -> str:
         return workspace_id or self.config.default_workspace

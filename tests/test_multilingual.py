@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import anyio
@@ -12,6 +13,9 @@ from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
 from reme_mcp.episodic import keying
+from reme_mcp.library import flow as library
+from reme_mcp.library.records import export_lines
+from reme_mcp.store.base import Memory, content_id
 from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
 from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
@@ -141,30 +145,93 @@ async def test_an_english_query_skips_the_multilingual_encoder_when_only_english
         assert queries == [["数据库密码什么时候更换？"]]
 
 
+def keyed_batches(monkeypatch) -> list[tuple[str, int]]:
+    """(thread, count) of every batch of memories given keys once stored, the background's named 'background'."""
+    batches, key_cells = [], keying.key_cells
+
+    def spy(services, workspace_id: str, memories: list) -> int:
+        count = key_cells(services, workspace_id, memories)
+        name = threading.current_thread().name
+        batches.append(("background" if name.startswith("reme-keys") else "recall", len(memories)))
+        return count
+
+    monkeypatch.setattr(keying, "key_cells", spy)
+    return batches
+
+
 async def test_a_big_workspace_is_keyed_for_other_scripts_first_a_batch_then_in_the_background(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setattr(keying, "FIRST_BATCH", 2)
     monkeypatch.setattr(keying, "BATCH", 1)
+    batches = keyed_batches(monkeypatch)
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         services = await app.services()
-        unkeyed, batches = services.store.without_cell_keys, []
+        unkeyed, limits = services.store.without_cell_keys, []
 
         def read(*args: object) -> list:
-            found = unkeyed(*args)
-            if len(args) > 3 and args[3] is not None:  # a batch for a query in another script: read no more
-                batches.append(len(found))
-            return found
+            limits.append(args[3] if len(args) > 3 else None)
+            return unkeyed(*args)
 
         monkeypatch.setattr(services.store, "without_cell_keys", read)
         await remember_all(app, ENGLISH)
         await top(app, "数据库密码什么时候更换？")
         assert services.bridge.wait(timeout=60)
-        assert keyed(tmp_path) == 3 and batches == [2, 1, 0]
+        assert keyed(tmp_path) == 3 and batches == [("recall", 2), ("background", 1)]
         await app.async_execute("remember", text="Lunch with Priya on Friday at noon.")
         assert "Priya" in await top(app, "我周五和谁吃午饭？")  # who am I having lunch with on Friday?
     assert keyed(tmp_path) == 4  # what was written since is keyed at the next such query
-    assert batches == [2, 1, 0, 1]
+    assert batches[2:] == [("recall", 1)]
+    # Every read of memories without keys was one batch's: 2 or 1 for a query in another script, and 20 times
+    # as many for the memories in other scripts, which most of an English workspace's are not.
+    assert limits and set(limits) <= {2, 1, 40, 20}
+
+
+async def test_many_new_memories_in_other_scripts_are_keyed_a_batch_at_a_time_while_recall_answers(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(keying, "FIRST_BATCH", 2)
+    monkeypatch.setattr(keying, "BATCH", 1)
+    batches, gate = keyed_batches(monkeypatch), threading.Event()
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        services = await app.services()
+        encode = services.cell_encoder.encode
+
+        def held(texts: list[str]):  # the background's batches wait for the gate
+            if threading.current_thread().name.startswith("reme-keys"):
+                gate.wait(timeout=60)
+            return encode(texts)
+
+        monkeypatch.setattr(services.cell_encoder, "encode", held)
+        await remember_all(app, ENGLISH + CHINESE + RUSSIAN)
+        assert await top(app, "When does the staging password change?") == ENGLISH[1]
+        assert keyed(tmp_path) == 2  # the first two Chinese memories: the recall did not wait for the rest
+        assert batches == [("recall", 2)]
+        assert await top(app, "Where does my kitten sleep?") == CHINESE[0]  # answered from what has keys so far
+        gate.set()
+        assert services.bridge.wait(timeout=60)
+        assert await top(app, "Кто приготовил десерт к празднику?") == RUSSIAN[1]  # by meaning: a pie is a dessert
+        assert await top(app, "When is my daughter's piano contest?") == CHINESE[2]
+    assert keyed(tmp_path) == len(ENGLISH + CHINESE + RUSSIAN)  # the Chinese query had the English ones keyed too
+    assert {thread for thread, _ in batches[1:]} == {"recall", "background"}
+
+
+async def test_an_import_keys_what_it_brings_in_other_scripts_so_no_recall_waits_for_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(keying, "FIRST_BATCH", 1)
+    monkeypatch.setattr(keying, "BATCH", 1)
+    batches = keyed_batches(monkeypatch)
+    now = datetime.now(timezone.utc)
+    notes = [Memory(id=content_id(t, []), workspace_id="home", text=t, created_at=now) for t in ENGLISH + CHINESE]
+    raw = "\n".join(export_lines("home", "any", notes, None))
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        services = await app.services()
+        assert await anyio.to_thread.run_sync(library.import_text, services, raw, "home.jsonl", "default") == (
+            "export", len(notes))
+        assert keyed(tmp_path) == len(CHINESE) and len(batches) == len(CHINESE)  # by the import, a batch at a time
+        assert await top(app, "When is my daughter's piano contest?") == CHINESE[2]
+    assert len(batches) == len(CHINESE)  # the recall keyed nothing
 
 
 async def test_the_first_query_in_another_script_does_not_wait_for_the_background(tmp_path: Path, monkeypatch) -> None:

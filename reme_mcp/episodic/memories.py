@@ -15,7 +15,7 @@ import anyio.to_thread
 import numpy as np
 
 from reme_mcp.cells.schemas import Episode
-from reme_mcp.episodic.keying import key_cells, key_foreign
+from reme_mcp.episodic.keying import EVERY, FOREIGN, key_cells
 from reme_mcp.episodic.schemas import (
     Filters,
     Hit,
@@ -74,9 +74,9 @@ def search(
             key_cells(services, workspace_id, missing)
             plain, cells = services.dense.spaces(workspace_id)
     elif not trained:
-        keyed = key_foreign(services, workspace_id)
+        keyed = services.bridge.key(services, workspace_id, FOREIGN)
         if foreign(query):
-            keyed += services.bridge.key(services, workspace_id)
+            keyed += services.bridge.key(services, workspace_id, EVERY)
         if keyed:
             plain, cells = services.dense.spaces(workspace_id)
     vector = services.embedder.encode([query])[0]

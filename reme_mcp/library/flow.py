@@ -18,6 +18,7 @@ import anyio.to_thread
 import numpy as np
 from pydantic import BaseModel, Field
 
+from reme_mcp.episodic.keying import FOREIGN
 from reme_mcp.episodic.memories import require_workspace
 from reme_mcp.episodic.schemas import StoredMemory, WorkspaceId, _Input
 from reme_mcp.errors import InvalidInput, NotFound
@@ -115,7 +116,16 @@ def load_pack(
     reembed = vectors is None or manifest.embedding_model != model.model_id or vectors.shape[1] != model.dim
     if reembed or redacted:  # a redacted text needs its own vector
         vectors = embed(services, memories, progress)
-    return services.store.add_many(list(zip(memories, vectors)), model), reembed, redacted
+    return store_all(services, workspace_id, memories, vectors), reembed, redacted
+
+
+def store_all(services: Services, workspace_id: str, memories: list[Memory], vectors: np.ndarray) -> int:
+    """Store many memories of one workspace in one transaction, then give those the English model cannot read
+    their multilingual keys (blocking): an import pays for them, as the next recall would otherwise have to,
+    and that recall finds them all by meaning (episodic/keying.py). Returns how many were new."""
+    added = services.store.add_many(list(zip(memories, vectors)), services.embedder.embedding())
+    services.bridge.finish(services, workspace_id, FOREIGN)
+    return added
 
 
 def embed(services: Services, memories: list[Memory], progress: Any = None) -> np.ndarray:
@@ -168,8 +178,7 @@ def import_text(services: Services, raw: str, name: str, workspace_id: str, prog
     else:
         memories = reme_records(lines, name, workspace_id)
     memories, _ = scrub_all(services.config.privacy, memories)
-    added = services.store.add_many(list(zip(memories, embed(services, memories, progress))),
-                                    services.embedder.embedding())
+    added = store_all(services, workspace_id, memories, embed(services, memories, progress))
     if cells is not None:
         services.store.put_cell_model(workspace_id, base64.b64decode(cells["state"]), bool(cells["enabled"]),
                                       json.dumps(cells.get("report", {})))
@@ -245,7 +254,7 @@ async def vector_store(services: Services, args: VectorStoreInput) -> VectorStor
                 raise InvalidInput("copy needs src_workspace_id (from) and workspace_id (to).")
             memories, vectors = workspace_contents(services, args.src_workspace_id)
             moved = [m.model_copy(update={"workspace_id": workspace_id}) for m in memories]
-            count = services.store.add_many(list(zip(moved, vectors)), services.embedder.embedding())
+            count = store_all(services, workspace_id, moved, vectors)
             return VectorStoreOutput(action=action, workspace_id=workspace_id, count=count)
         if action == "delete":
             return VectorStoreOutput(action=action, workspace_id=workspace_id,

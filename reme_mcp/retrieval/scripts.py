@@ -34,11 +34,9 @@ def foreign(text: str) -> bool:
 
 
 class Scripts:
-    """Per process: which memories are foreign (read once per memory), and up to which rowid each
-    workspace's new memories were looked at for keying (episodic/keying.py)."""
+    """Per process: which memories are foreign, read once per memory."""
 
     def __init__(self) -> None:
-        self.read: dict[str, int] = {}  # workspace -> the store's last rowid when its new memories were keyed
         self._foreign: dict[int, bool] = {}
         self._lock = threading.Lock()
 
