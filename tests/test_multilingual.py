@@ -145,8 +145,11 @@ async def test_an_english_query_skips_the_multilingual_encoder_when_only_english
         assert queries == [["数据库密码什么时候更换？"]]
 
 
-def keyed_batches(monkeypatch) -> list[tuple[str, int]]:
-    """(thread, count) of every batch of memories given keys once stored, the background's named 'background'."""
+def small_batches(monkeypatch, first: int = 2) -> list[tuple[str, int]]:
+    """Keying in batches of `first` while a recall waits, then of 1 in the background; returns the (thread,
+    count) of every batch given keys, once stored, the background's thread named 'background'."""
+    monkeypatch.setattr(keying, "FIRST_BATCH", first)
+    monkeypatch.setattr(keying, "BATCH", 1)
     batches, key_cells = [], keying.key_cells
 
     def spy(services, workspace_id: str, memories: list) -> int:
@@ -159,12 +162,23 @@ def keyed_batches(monkeypatch) -> list[tuple[str, int]]:
     return batches
 
 
+def hold_background(services, monkeypatch) -> threading.Event:
+    """A gate that the background's batches wait at before they encode anything; set it to let them go."""
+    gate, encode = threading.Event(), services.cell_encoder.encode
+
+    def held(texts: list[str]):
+        if threading.current_thread().name.startswith("reme-keys"):
+            gate.wait(timeout=60)
+        return encode(texts)
+
+    monkeypatch.setattr(services.cell_encoder, "encode", held)
+    return gate
+
+
 async def test_a_big_workspace_is_keyed_for_other_scripts_first_a_batch_then_in_the_background(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(keying, "FIRST_BATCH", 2)
-    monkeypatch.setattr(keying, "BATCH", 1)
-    batches = keyed_batches(monkeypatch)
+    batches = small_batches(monkeypatch)
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         services = await app.services()
         unkeyed, limits = services.store.without_cell_keys, []
@@ -190,19 +204,10 @@ async def test_a_big_workspace_is_keyed_for_other_scripts_first_a_batch_then_in_
 async def test_many_new_memories_in_other_scripts_are_keyed_a_batch_at_a_time_while_recall_answers(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(keying, "FIRST_BATCH", 2)
-    monkeypatch.setattr(keying, "BATCH", 1)
-    batches, gate = keyed_batches(monkeypatch), threading.Event()
+    batches = small_batches(monkeypatch)
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         services = await app.services()
-        encode = services.cell_encoder.encode
-
-        def held(texts: list[str]):  # the background's batches wait for the gate
-            if threading.current_thread().name.startswith("reme-keys"):
-                gate.wait(timeout=60)
-            return encode(texts)
-
-        monkeypatch.setattr(services.cell_encoder, "encode", held)
+        gate = hold_background(services, monkeypatch)
         await remember_all(app, ENGLISH + CHINESE + RUSSIAN)
         assert await top(app, "When does the staging password change?") == ENGLISH[1]
         assert keyed(tmp_path) == 2  # the first two Chinese memories: the recall did not wait for the rest
@@ -219,9 +224,7 @@ async def test_many_new_memories_in_other_scripts_are_keyed_a_batch_at_a_time_wh
 async def test_an_import_keys_what_it_brings_in_other_scripts_so_no_recall_waits_for_it(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(keying, "FIRST_BATCH", 1)
-    monkeypatch.setattr(keying, "BATCH", 1)
-    batches = keyed_batches(monkeypatch)
+    batches = small_batches(monkeypatch, first=1)
     now = datetime.now(timezone.utc)
     notes = [Memory(id=content_id(t, []), workspace_id="home", text=t, created_at=now) for t in ENGLISH + CHINESE]
     raw = "\n".join(export_lines("home", "any", notes, None))
@@ -235,19 +238,10 @@ async def test_an_import_keys_what_it_brings_in_other_scripts_so_no_recall_waits
 
 
 async def test_the_first_query_in_another_script_does_not_wait_for_the_background(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(keying, "FIRST_BATCH", 2)
-    monkeypatch.setattr(keying, "BATCH", 1)
-    gate = threading.Event()
+    small_batches(monkeypatch)
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         services = await app.services()
-        encode = services.cell_encoder.encode
-
-        def held(texts: list[str]):  # the background's batches wait for the gate
-            if threading.current_thread().name.startswith("reme-keys"):
-                gate.wait(timeout=60)
-            return encode(texts)
-
-        monkeypatch.setattr(services.cell_encoder, "encode", held)
+        gate = hold_background(services, monkeypatch)
         await remember_all(app, ENGLISH + ["Lunch with Priya on Friday at noon.", "The dentist is on Tuesday."])
         await remember_all(app, RUSSIAN)
         assert await top(app, "数据库密码什么时候更换？") == ENGLISH[1]  # among the first batch
