@@ -12,7 +12,8 @@ The encoder keys about 200 memories a second here, so a workspace of 6,000 Engli
 the first Chinese query for half a minute, and a bulk import of Chinese memories the next recall. The
 `Bridge` keys FIRST_BATCH memories while the recall waits (about 2.5 s) and the rest in a background
 thread, a batch at a time; later recalls are answered at once and find each batch as soon as it is
-stored. Meanwhile a memory still without keys is found by its words.
+stored. Meanwhile a memory still without keys is missed by meaning (for a query in another script the
+keyed memories fill the top), so an import keys what it brings before it returns (`Bridge.finish`).
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ class Bridge:
 
     def key(self, services: Services, workspace_id: str, job: Job) -> int:
         """Key the workspace's memories that `job` gives keys and have none: FIRST_BATCH of them now, the rest
-        in the background. Returns how many were keyed now; 0 while the background is
-        still at it, or when the embedding model is the multilingual encoder itself (blocking)."""
+        in the background. Returns how many were keyed now; 0 while the background is still at it, or when
+        the embedding model is the multilingual encoder itself (blocking)."""
         if services.dense.scripts is None:
             return 0
         run = (workspace_id, job)
@@ -145,21 +146,24 @@ class Bridge:
         with self._changed:
             self._changed.wait_for(lambda: run not in self._busy)
             self._busy.add(run)
-        keyed, more = 0, True
         try:
-            while more:  # a batch at a time, so a big workspace is never read whole
-                count, more = key_since(services, workspace_id, self._marks[job], job, BATCH)
-                keyed += count
-            return keyed
+            return self._batches(services, run, stop=lambda: False)[0]
         finally:
             self._release(run)
 
-    def _rest(self, services: Services, run: tuple[str, Job]) -> None:
+    def _batches(self, services: Services, run: tuple[str, Job], stop: Callable[[], bool]) -> tuple[int, bool]:
+        """Key BATCH at a time, so a big workspace is never read whole, until none is left or `stop` says so;
+        returns (how many were keyed, whether any are left)."""
         (workspace_id, job), keyed, more = run, 0, True
+        while more and not stop():
+            count, more = key_since(services, workspace_id, self._marks[job], job, BATCH)
+            keyed += count
+        return keyed, more
+
+    def _rest(self, services: Services, run: tuple[str, Job]) -> None:
+        workspace_id, job = run
         try:
-            while more and not self._closed.is_set():
-                count, more = key_since(services, workspace_id, self._marks[job], job, BATCH)
-                keyed += count
+            keyed, more = self._batches(services, run, stop=self._closed.is_set)
             log.info("gave %d more memories of workspace '%s' multilingual keys (%s) in the background%s",
                      keyed, workspace_id, job.name, " before the app closed" if more else "")
         except Exception as exc:  # a store that went away, a full disk: the next recall tries again
