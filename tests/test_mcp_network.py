@@ -15,6 +15,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from conftest import REME, free_port, mcp_stdio, reme_server, server_env
+from faces import CALL_SECONDS
 from reme_mcp.flows import CORE_TOOLS
 
 pytestmark = pytest.mark.anyio
@@ -42,8 +43,10 @@ async def session_over(transport: str, tmp_path: Path, *overrides: str, token: s
     with reme_server(tmp_path, "backend=mcp", f"mcp.transport={transport}", *overrides) as port:
         assert listen_addresses(port) <= {"0100007F", "00000000"}
         # The caller owns an http_client it hands to the SDK: closing it here, in this event loop,
-        # keeps it from being garbage-collected (and closed) inside a later test's loop.
-        async with httpx2.AsyncClient(headers=headers) as http:
+        # keeps it from being garbage-collected (and closed) inside a later test's loop. It waits as
+        # long for a reply as every other test client: httpx's default of 5 s cut off a first
+        # `remember` that waited for the embedding model on a busy CI machine.
+        async with httpx2.AsyncClient(headers=headers, timeout=CALL_SECONDS) as http:
             if transport == "sse":
                 client = sse_client(f"http://127.0.0.1:{port}/sse", headers=headers)
             else:
@@ -115,7 +118,8 @@ def test_a_token_guards_every_request(tmp_path: Path, args: tuple[str, ...], pat
         accept = {"Accept": "application/json, text/event-stream"}
         assert httpx.post(url, json=body, headers=accept).status_code == 401
         assert httpx.post(url, json=body, headers={**accept, "Authorization": "Bearer wrong"}).status_code == 401
-        ok = httpx.post(url, json=body, headers={**accept, "Authorization": "Bearer s3cret"})
+        # Let through, the recall waits for the embedding model: more than httpx's 5 s on a busy machine.
+        ok = httpx.post(url, json=body, headers={**accept, "Authorization": "Bearer s3cret"}, timeout=CALL_SECONDS)
         assert ok.status_code != 401
 
 
