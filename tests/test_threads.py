@@ -11,6 +11,7 @@ import pytest
 from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
+from reme_mcp.retrieval import replies
 from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
 from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
@@ -33,6 +34,47 @@ async def test_a_reply_is_found_by_the_words_of_the_question_before_it(tmp_path:
     assert sorted(lexical) == ["Did you ever get to see the Louvre when you were in Paris?",
                                "Yes, last Tuesday, with my sister."]  # the threadless copy is not among them
     assert await lexical_texts(tmp_path, "dentist") == ["The dentist appointment moved to Friday."]  # other thread
+
+
+MUSEUM = "I finally made it to the museum on Saturday."
+OTHERS = ("A Mona Lisa postcard is stuck on the fridge.", "On Saturday we cleaned out the garage.",
+          "The museum cafe sells good coffee.", "My sister saw the Mona Lisa in 2019.",
+          "We might visit the science museum next month.")
+MONA_LISA = "When did I see the Mona Lisa at the museum?"
+
+
+async def remember_the_museum_visit(app: ReMeApp, reply_tags: list[str] | None = None) -> dict:
+    await app.async_execute("remember", text=MUSEUM, thread="weekend")
+    reply = await app.async_execute("remember", text="Did you see the Mona Lisa there?", thread="weekend",
+                                    tags=reply_tags or [])
+    for text in OTHERS:
+        await app.async_execute("remember", text=text)
+    return reply.metadata["memory"]
+
+
+async def top(app: ReMeApp, k: int = 3, **filters: object) -> list[str]:
+    found = await app.async_execute("recall", query=MONA_LISA, top_k=k, **filters)
+    return [m["text"] for m in found.metadata["memories"]]
+
+
+async def test_a_memory_is_found_by_the_words_of_its_reply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        await remember_the_museum_visit(app)
+        assert MUSEUM in await top(app)  # the reply names the Mona Lisa; the memory itself does not
+        monkeypatch.setattr(replies, "REPLY_CREDIT", 0.0)
+        assert MUSEUM not in await top(app)  # by its own words it ranks below three others
+
+
+async def test_a_forgotten_or_filtered_out_reply_lends_nothing(tmp_path: Path) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        reply = await remember_the_museum_visit(app, reply_tags=["paris"])
+        assert MUSEUM not in await top(app, tags=["paris"])  # outside the filter, whoever lends to it
+        postcard = OTHERS[0]
+        ranked = await top(app, k=10)
+        assert ranked.index(MUSEUM) < ranked.index(postcard)  # lifted by its reply
+        await app.async_execute("forget", memory_id=reply["id"])
+        ranked = await top(app, k=10)
+        assert ranked.index(MUSEUM) > ranked.index(postcard)
 
 
 async def test_only_the_two_memories_before_one_are_its_context(tmp_path: Path) -> None:

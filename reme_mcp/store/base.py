@@ -274,6 +274,10 @@ class MemoryStore(Protocol):
     def usage(self, rowids: list[int]) -> dict[int, tuple[float, int]]:
         """rowid -> (created_at, recall_count)."""
 
+    def answered(self, workspace_id: str, rowids: list[int], scope: Scope | None = None) -> dict[int, int]:
+        """rowid -> the rowid of the memory just before it in its thread, the one it replies to, for those of
+        `rowids` in a thread whose memory before it is active and inside `scope`."""
+
     def mark_recalled(self, rowids: list[int], now: float) -> bool: ...
 
     def purge_expired(self, workspace_id: str, now: float) -> int:

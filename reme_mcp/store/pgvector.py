@@ -382,25 +382,25 @@ def _memory_params(memory: Memory, vector: np.ndarray, embedding: Embedding, ter
     )
 
 
-def _scope_filter(scope: Scope | None) -> tuple[str, list[Any]]:
+def _scope_filter(scope: Scope | None, alias: str = "") -> tuple[str, list[Any]]:
     """SQL that keeps the active memories inside `scope` (all active ones when None)."""
-    clause, params = " AND status = 'active'", []
+    clause, params = f" AND {alias}status = 'active'", []
     if scope is None:
         return clause, params
     if scope.types:
-        clause += " AND memory_type = ANY(%s::text[])"
+        clause += f" AND {alias}memory_type = ANY(%s::text[])"
         params.append(list(scope.types))
     if scope.tags:
-        clause += f" AND tags {'@>' if scope.all_tags else '&&'} %s::text[]"
+        clause += f" AND {alias}tags {'@>' if scope.all_tags else '&&'} %s::text[]"
         params.append(sorted({_enc(t) for t in scope.tags}))
     if scope.after is not None:
-        clause += " AND created_at >= %s"
+        clause += f" AND {alias}created_at >= %s"
         params.append(scope.after)
     if scope.before is not None:
-        clause += " AND created_at < %s"
+        clause += f" AND {alias}created_at < %s"
         params.append(scope.before)
     if scope.thread is not None:
-        clause += " AND thread = %s"
+        clause += f" AND {alias}thread = %s"
         params.append(_enc(scope.thread))
     return clause, params
 
@@ -756,6 +756,22 @@ class PgVectorStore:
                 ([int(r) for r in rowids],),
             ).fetchall()
         return {r: (created, count) for r, created, count in rows}
+
+    def answered(self, workspace_id: str, rowids: list[int], scope: Scope | None = None) -> dict[int, int]:
+        if not rowids:
+            return {}
+        clause, params = _scope_filter(scope, "p.")
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT r.rowid, p.rowid FROM memories r CROSS JOIN LATERAL ("
+                " SELECT q.rowid, q.status, q.memory_type, q.tags, q.created_at, q.thread FROM memories q"
+                " WHERE q.workspace_id = r.workspace_id AND q.thread = r.thread"
+                " AND (q.created_at, q.rowid) < (r.created_at, r.rowid)"
+                " ORDER BY q.created_at DESC, q.rowid DESC LIMIT 1"
+                f") p WHERE r.rowid = ANY(%s::bigint[]) AND r.workspace_id = %s AND r.thread IS NOT NULL{clause}",
+                ([int(r) for r in rowids], workspace_id, *params),
+            ).fetchall()
+        return dict(rows)
 
     def scan(self, workspace_id: str, batch: int = 500) -> Iterator[list[Memory]]:
         sql = f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = %s AND rowid > %s ORDER BY rowid LIMIT %s"

@@ -551,6 +551,22 @@ class SQLiteStore:
             ).fetchall()
         return {r: (created, count) for r, created, count in rows}
 
+    def answered(self, workspace_id: str, rowids: list[int], scope: Scope | None = None) -> dict[int, int]:
+        if not rowids:
+            return {}
+        clause, params = _scope_filter(scope, "p.")
+        with self._lock:
+            rows = self.db.execute(
+                # CROSS JOIN: look the few rowids up, rather than walk the workspace's thread index for them.
+                "SELECT r.rowid, p.rowid FROM json_each(?) ids CROSS JOIN memories r ON r.rowid = ids.value"
+                " JOIN memories p ON p.rowid = (SELECT q.rowid FROM memories q WHERE q.workspace_id = r.workspace_id"
+                " AND q.thread = r.thread AND (q.created_at, q.rowid) < (r.created_at, r.rowid)"
+                " ORDER BY q.created_at DESC, q.rowid DESC LIMIT 1)"
+                f" WHERE r.workspace_id = ? AND r.thread IS NOT NULL{clause}",
+                (json.dumps(rowids), workspace_id, *params),
+            ).fetchall()
+        return dict(rows)
+
     def scan(self, workspace_id: str, batch: int = 500) -> Iterator[list[Memory]]:
         """Every memory of the workspace (any status), oldest first, in batches."""
         sql = f"SELECT {_COLUMNS} FROM memories WHERE workspace_id = ? AND rowid > ? ORDER BY rowid LIMIT ?"
