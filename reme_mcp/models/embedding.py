@@ -31,8 +31,9 @@ class Embedder(Protocol):
     def embedding(self) -> Embedding:
         """Model id and dimension (loads the model if needed)."""
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """One normalised float32 row per text."""
+    def encode(self, texts: list[str], query: bool = False) -> np.ndarray:
+        """One normalised float32 row per text: a memory's, or with `query` a search query's (models
+        trained with a prompt for each, like EmbeddingGemma or e5, read them differently)."""
 
     def load(self) -> None: ...
 
@@ -90,18 +91,21 @@ class SentenceTransformerEmbedder:
         assert self._model is not None
         return Embedding(model_id=self.model_id, dim=self._model.get_embedding_dimension())
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], query: bool = False) -> np.ndarray:
         """A query or a single memory runs on one thread: too small to gain from more, and torch's
         threads spin-wait for each other, so next to other busy processes (several servers, an IDE)
-        one encode stalled for up to half a second (bench/load.py). Batches use every core."""
+        one encode stalled for up to half a second (bench/load.py). Batches use every core. A model
+        that declares "query" and "document" prompts gets them (all-MiniLM-L6-v2 declares none)."""
         self.load()
         assert self._model is not None
         import torch
 
+        prompt = "query" if query else "document"
         with self._encoding:
             torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
             vectors = self._model.encode(
-                texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
+                texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False,
+                prompt_name=prompt if prompt in self._model.prompts else None,
             )
         return _normalise(vectors)
 
@@ -139,7 +143,7 @@ class USEMultilingualEmbedder:
     def embedding(self) -> Embedding:
         return Embedding(model_id=self.model_id, dim=512)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], query: bool = False) -> np.ndarray:
         self.load()
         assert self._model is not None
         size = self.config.batch_size
@@ -177,7 +181,7 @@ class OpenAICompatibleEmbedder:
             self._dim = int(self.encode(["dimension probe"]).shape[1])
         return Embedding(model_id=self.model_id, dim=self._dim)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], query: bool = False) -> np.ndarray:
         self.load()
         assert self._client is not None
         rows: list[list[float]] = []
