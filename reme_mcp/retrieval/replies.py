@@ -22,8 +22,8 @@ REPLY_CREDIT = 0.2
 def credit_replies(
     store: MemoryStore, workspace_id: str, fused: list[tuple[int, float]], scope: Scope | None
 ) -> list[tuple[int, float]]:
-    """`fused` (rowid, score) with each answered memory credited REPLY_CREDIT of its best reply's score,
-    best first. A memory has at most one reply here: the memory just after it in its thread."""
+    """`fused` (rowid, score) with each answered memory credited REPLY_CREDIT of its reply's score, best
+    first. A memory has at most one reply here: the memory just after it in its thread."""
     answered = store.answered(workspace_id, [rowid for rowid, _ in fused], scope)
     if not answered:
         return fused
