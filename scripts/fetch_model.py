@@ -38,6 +38,8 @@ def fetch(name: str, to: Path) -> Path:
     target = to / name
     if (target / "modules.json").exists():
         return target
+    if target.exists():  # a copy that stopped halfway, or some other folder: never write over it
+        raise SystemExit(f"{target} exists but holds no model (no modules.json): delete it, then run this again.")
     to.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=to) as tmp:
         joined = Path(tmp) / f"{name}.zip"

@@ -50,3 +50,15 @@ def test_the_pieces_are_joined_in_order_into_a_model_folder(tmp_path: Path) -> N
     with zipfile.ZipFile(io.BytesIO(joined)) as archive:
         assert (folder / "model.safetensors").read_bytes() == archive.read("model_download/model.safetensors")
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["all-mpnet-base-v2"]  # nothing left over
+
+
+def test_a_folder_in_the_way_is_named_and_left_alone(tmp_path: Path) -> None:
+    half = tmp_path / "models" / "embeddinggemma-300m"
+    half.mkdir(parents=True)
+    (half / "model.safetensors").write_bytes(b"half a copy")
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path)}  # nothing to download, if it tried
+    done = subprocess.run([sys.executable, str(SCRIPT), "embeddinggemma-300m", "--to", str(tmp_path / "models")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert f"{half} exists but holds no model (no modules.json): delete it" in done.stderr
+    assert (half / "model.safetensors").read_bytes() == b"half a copy"
