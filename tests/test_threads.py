@@ -11,7 +11,7 @@ import pytest
 from conftest import PGVECTOR, lexical_texts, store_db, store_rows
 
 from reme_mcp import ReMeApp
-from reme_mcp.retrieval import replies
+from reme_mcp.retrieval import threads
 from reme_mcp.store.pgvector import SCHEMA_VERSION as PG_SCHEMA
 from reme_mcp.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
@@ -40,7 +40,7 @@ MUSEUM = "I finally made it to the museum on Saturday."
 OTHERS = ("A Mona Lisa postcard is stuck on the fridge.", "On Saturday we cleaned out the garage.",
           "The museum cafe sells good coffee.", "My sister saw the Mona Lisa in 2019.",
           "We might visit the science museum next month.")
-MONA_LISA = "When did I see the Mona Lisa at the museum?"
+MONA_LISA = "Did I see the Mona Lisa at the museum?"
 
 
 async def remember_the_museum_visit(app: ReMeApp, reply_tags: list[str] | None = None) -> dict:
@@ -58,10 +58,11 @@ async def top(app: ReMeApp, k: int = 3, **filters: object) -> list[str]:
 
 
 async def test_a_memory_is_found_by_the_words_of_its_reply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "THREAD_SHARE", 0.0)  # the reply's credit alone
     async with ReMeApp(store_dir=str(tmp_path)) as app:
         await remember_the_museum_visit(app)
         assert MUSEUM in await top(app)  # the reply names the Mona Lisa; the memory itself does not
-        monkeypatch.setattr(replies, "REPLY_CREDIT", 0.0)
+        monkeypatch.setattr(threads, "REPLY_CREDIT", 0.0)
         assert MUSEUM not in await top(app)  # by its own words it ranks below three others
 
 
@@ -75,6 +76,65 @@ async def test_a_forgotten_or_filtered_out_reply_lends_nothing(tmp_path: Path) -
         await app.async_execute("forget", memory_id=reply["id"])
         ranked = await top(app, k=10)
         assert ranked.index(MUSEUM) > ranked.index(postcard)
+
+
+PACKING = "Packed sunscreen and two swimsuits."
+TRIP = (PACKING, "Booked our Lisbon flights for May.", "Found a cheap hotel in Lisbon near the river.")
+ELSEWHERE = ("Packed a lunch for the school trip.", "The garage sale is on Sunday.")
+
+
+async def ranks(app: ReMeApp, texts: tuple[str, ...], **filters: object) -> list[int]:
+    found = await app.async_execute("recall", query="What did I pack for the Lisbon trip?", top_k=5, **filters)
+    ranked = [m["text"] for m in found.metadata["memories"]]
+    return [ranked.index(text) for text in texts]
+
+
+async def test_a_match_among_matches_in_its_thread_ranks_above_one_alone_in_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(threads, "REPLY_CREDIT", 0.0)  # the thread's share alone
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for text in TRIP:
+            await app.async_execute("remember", text=text, thread="lisbon")
+        for text in ELSEWHERE:
+            await app.async_execute("remember", text=text, thread="family")
+        packing, lunch = await ranks(app, (PACKING, ELSEWHERE[0]))
+        assert packing < lunch  # its thread is about Lisbon
+        in_its_thread = await ranks(app, TRIP, thread="lisbon")
+        monkeypatch.setattr(threads, "THREAD_SHARE", 0.0)
+        packing, lunch = await ranks(app, (PACKING, ELSEWHERE[0]))
+        assert packing > lunch  # by its own words and meaning, the lunch is the closer match
+        assert await ranks(app, TRIP, thread="lisbon") == in_its_thread  # one thread: nothing to favour
+
+
+async def test_memories_without_threads_rank_as_without_the_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with ReMeApp(store_dir=str(tmp_path)) as app:
+        for text in TRIP + ELSEWHERE:
+            await app.async_execute("remember", text=text)
+        ranked = await ranks(app, TRIP + ELSEWHERE[:1])
+        monkeypatch.setattr(threads, "THREAD_SHARE", 0.0)
+        assert await ranks(app, TRIP + ELSEWHERE[:1]) == ranked
+
+
+class Threads:
+    """A store that answers the one question favour_threads asks: which thread each memory is in."""
+
+    def __init__(self, thread_of: dict[int, str]) -> None:
+        self.thread_of = thread_of
+
+    def threads(self, workspace_id: str, rowids: list[int]) -> dict[int, str]:
+        return {r: self.thread_of[r] for r in rowids if r in self.thread_of}
+
+
+def test_the_share_comes_from_other_memories_of_the_thread_and_one_thread_is_left_as_it_was() -> None:
+    fused = [(1, 0.30), (2, 0.29), (3, 0.10)]
+    mixed = threads.favour_threads(Threads({1: "a", 2: "b", 3: "b"}), "w", fused)  # type: ignore[arg-type]
+    assert [r for r, _ in mixed] == [2, 1, 3]  # 2 is lifted by 3, its thread's other match; 1 is alone
+    assert dict(mixed)[1] == 0.30
+    for one in ({1: "a", 2: "a", 3: "a"}, {}):  # the same share for all would blunt the recency factor after it
+        assert threads.favour_threads(Threads(one), "w", fused) is fused  # type: ignore[arg-type]
 
 
 async def test_only_the_two_memories_before_one_are_its_context(tmp_path: Path) -> None:

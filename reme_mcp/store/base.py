@@ -274,6 +274,10 @@ class MemoryStore(Protocol):
     def usage(self, rowids: list[int]) -> dict[int, tuple[float, int]]:
         """rowid -> (created_at, recall_count)."""
 
+    def threads(self, workspace_id: str, rowids: list[int]) -> dict[int, str]:
+        """rowid -> its thread as stored (a key to group by, not for display), for those of `rowids` in the
+        workspace that are in a thread."""
+
     def answered(self, workspace_id: str, rowids: list[int], scope: Scope | None = None) -> dict[int, int]:
         """rowid -> the rowid of the memory just before it in its thread, the one it replies to, for those of
         `rowids` in a thread whose memory before it is active and inside `scope`."""

@@ -757,6 +757,17 @@ class PgVectorStore:
             ).fetchall()
         return {r: (created, count) for r, created, count in rows}
 
+    def threads(self, workspace_id: str, rowids: list[int]) -> dict[int, str]:
+        if not rowids:
+            return {}
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT rowid, thread FROM memories WHERE rowid = ANY(%s::bigint[]) AND workspace_id = %s"
+                " AND thread IS NOT NULL",
+                ([int(r) for r in rowids], workspace_id),
+            ).fetchall()
+        return dict(rows)
+
     def answered(self, workspace_id: str, rowids: list[int], scope: Scope | None = None) -> dict[int, int]:
         if not rowids:
             return {}

@@ -551,6 +551,17 @@ class SQLiteStore:
             ).fetchall()
         return {r: (created, count) for r, created, count in rows}
 
+    def threads(self, workspace_id: str, rowids: list[int]) -> dict[int, str]:
+        if not rowids:
+            return {}
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT m.rowid, m.thread FROM json_each(?) ids CROSS JOIN memories m ON m.rowid = ids.value"
+                " WHERE m.workspace_id = ? AND m.thread IS NOT NULL",
+                (json.dumps(rowids), workspace_id),
+            ).fetchall()
+        return dict(rows)
+
     def answered(self, workspace_id: str, rowids: list[int], scope: Scope | None = None) -> dict[int, int]:
         if not rowids:
             return {}
