@@ -13,8 +13,7 @@ the only way such a query finds an English memory (bench/data/recall-en.json); t
 ones count a little less there (OTHER_SCRIPT_MARGIN), so that in a big English workspace
 they do not crowd out the memories in the query's own script. An English query's BM25 cannot
 match a memory in another script, so its dense rank also stands in for BM25 (STAND_IN_WEIGHT).
-In a thread, a memory also gets part of its reply's score and of its thread's best (threads.py), and a
-question that asks when prefers the memories that say when (when.py).
+In a thread, a memory also gets part of its reply's score and of its thread's other matches (threads.py).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reme_mcp.config import RetrievalConfig
-from reme_mcp.retrieval import recency, threads, when
+from reme_mcp.retrieval import recency, threads
 from reme_mcp.retrieval.dense import KeySpace
 from reme_mcp.retrieval.fusion import rrf
 from reme_mcp.retrieval.lexical import match_expression, words
@@ -103,7 +102,6 @@ def search(
     def reweigh(fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
         if config.mode == "hybrid":
             fused = threads.reweigh(store, workspace_id, fused, scope)
-            fused = when.favour_timed(store, fused, query.text, top_k, recency.ceiling(config))
         return recency.reweigh(store, fused, config, time.time() if now is None else now)
 
     return fuse(lexical, plain, cells, query, top_k, config, list(scope.types) or None, allowed, reweigh)

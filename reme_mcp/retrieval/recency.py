@@ -18,11 +18,6 @@ from reme_mcp.store.base import MemoryStore
 _SATURATION = math.log1p(20)
 
 
-def ceiling(config: RetrievalConfig) -> float:
-    """The largest factor reweigh can give a score (a fresh memory recalled 20 times or more)."""
-    return 1.0 + config.recency_weight + config.usage_weight
-
-
 def reweigh(
     store: MemoryStore, fused: list[tuple[int, float]], config: RetrievalConfig, now: float
 ) -> list[tuple[int, float]]:
