@@ -63,7 +63,7 @@ def favour_threads(store: MemoryStore, workspace_id: str, fused: list[tuple[int,
     other memories of its thread in `fused`, best first; as it was when all of them are in one thread."""
     thread_of = store.threads(workspace_id, [rowid for rowid, _ in fused])
     if not thread_of or (len(thread_of) == len(fused) and len(set(thread_of.values())) == 1):
-        return fused  # nothing to favour: adding to every score alike would only blunt the recency factor
+        return fused  # no thread, or one: the share could not reorder it, only blunt the recency factor after it
     members: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for rowid, score in fused:
         if rowid in thread_of:
