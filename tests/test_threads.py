@@ -133,7 +133,7 @@ def test_the_share_comes_from_other_memories_of_the_thread_and_one_thread_is_lef
     mixed = threads.favour_threads(Threads({1: "a", 2: "b", 3: "b"}), "w", fused)  # type: ignore[arg-type]
     assert [r for r, _ in mixed] == [2, 1, 3]  # 2 is lifted by 3, its thread's other match; 1 is alone
     assert dict(mixed)[1] == 0.30
-    for one in ({1: "a", 2: "a", 3: "a"}, {}):  # the same share for all would blunt the recency factor after it
+    for one in ({1: "a", 2: "a", 3: "a"}, {}):  # one thread, or none: left as it was, not merely in the same order
         assert threads.favour_threads(Threads(one), "w", fused) is fused  # type: ignore[arg-type]
 
 
