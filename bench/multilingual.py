@@ -2,11 +2,14 @@
 
     python bench/multilingual.py [bench/data/recall-zh.json bench/data/recall-ru.json] [key=value ...]
     python bench/multilingual.py bench/data/recall-en.json --scale ../shared/data/locomo/locomo-dev.json [--size 6000]
+    python bench/multilingual.py bench/data/episodes/en.json --scale ../shared/data/locomo/locomo-dev.json
 
 Each file is a small hand-written set: Chinese and Russian have 80 memories about one
 user and 60 queries that mostly paraphrase them, 6 of them asked in English; English
 (`recall-en.json`, not run by default) has 30 memories and 30 queries, 20 of them
-asked in Chinese or Russian. Its memories go into one workspace through `remember`;
+asked in Chinese or Russian. An episode set of bench/episodic.py works too: each episode
+is a memory (with its keywords), each cue a query, the English questions about Chinese
+or Russian episodes the cross-lingual ones. Its memories go into one workspace through `remember`;
 every query goes through `recall`; recall@k is the share of the query's relevant
 memories among the first k. Queries asked in the memories' language and the
 cross-lingual ones are reported apart.
@@ -63,9 +66,23 @@ def recall_at(query: dict, ranked: list, k: int) -> float:
     return len(set(query["relevant"]) & set(ranked[:k])) / len(query["relevant"])
 
 
+def labelled(data: dict) -> dict:
+    """A set as memories and queries; an episode set (bench/data/episodes) as its episodes and cues."""
+    if "episodes" not in data:
+        return data
+    keywords = {e["id"]: [k.strip() for k in e.get("keywords", "").split(",") if k.strip()] for e in data["episodes"]}
+    return {
+        "language": data["language"],
+        "memories": [{"id": e["id"], "text": e["text"], "keywords": keywords[e["id"]]} for e in data["episodes"]],
+        "queries": [{"query": c["cue"], "relevant": [c["answer"]], "cross_lingual": c["kind"] == "cross-lingual"}
+                    for c in data["cues"]],
+    }
+
+
 async def remember_set(app: ReMeApp, data: dict) -> None:
     for memory in data["memories"]:
-        await app.async_execute("remember", text=memory["text"], metadata={"id": memory["id"]})
+        await app.async_execute("remember", text=memory["text"], keywords=memory.get("keywords", []),
+                                metadata={"id": memory["id"]})
 
 
 async def run(store_dir: Path, data: dict) -> dict[str, dict[str, dict[int, float]]]:
@@ -153,7 +170,7 @@ def main() -> None:
     args = parser.parse_args()
     paths = [Path(a) for a in args.items if "=" not in a] or DEFAULT_SETS
     OVERRIDES.extend(a for a in args.items if "=" in a)
-    sets = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    sets = [labelled(json.loads(path.read_text(encoding="utf-8"))) for path in paths]
     if args.together:
         sets = [together(sets)]
     if args.scale:
