@@ -1,7 +1,8 @@
 """Hybrid retrieval: BM25 and dense cosine (and trained cells, when on), fused by rank.
 
 Dense search alone misses exact names, ids and rare words; BM25 alone misses
-paraphrases. Fusing the two beats either on conversational memory (bench/locomo.py).
+paraphrases. Fusing the two beats either on conversational memory (bench/locomo.py), and the dense
+top keeps its lead over the rest (fusion.standout), so a paraphrase is not lost to common words.
 Trained cells add a third ranking from a multilingual encoder (bench/episodic.py);
 with them on, the English embedding model's ranking counts only in proportion to the
 Latin letters of the query, since it reads nothing else, and the cells' weight grows
@@ -27,7 +28,7 @@ import numpy as np
 from reme_mcp.config import RetrievalConfig
 from reme_mcp.retrieval import recency, threads
 from reme_mcp.retrieval.dense import KeySpace
-from reme_mcp.retrieval.fusion import rrf
+from reme_mcp.retrieval.fusion import rrf, standout
 from reme_mcp.retrieval.lexical import match_expression, words
 from reme_mcp.retrieval.scripts import FOREIGN_BELOW, latin_share
 from reme_mcp.store.base import MemoryStore, Scope, VectorSpace
@@ -147,16 +148,17 @@ def fuse(
         # the dense ranking, whose weight grows the same way.
         dense_weight = config.dense_weight * length_boost(query.text)
         rankings = [([r for r, _ in lexical], 1.0)]
+        share = 1.0  # how much the dense ranking's cosines count (standout)
         if cells is not None and cells.adapter is None:
             rankings.append(([r for r, _ in semantic], dense_weight * _foreign_boost(latin)))
             if other_script:  # BM25 cannot match them to the query: their dense rank stands in for it
                 rankings.append(([r if r in other_script else None for r, _ in semantic], STAND_IN_WEIGHT))
         else:
-            latin = min(latin, cells.adapter.latin) if cells is not None and cellular else 1.0
+            latin = share = min(latin, cells.adapter.latin) if cells is not None and cellular else 1.0
             rankings.append(([r for r, _ in semantic], dense_weight * latin))
             if cellular:
                 rankings.append(([r for r, _ in cellular], config.cells_weight * _foreign_boost(latin)))
-        fused = rrf(rankings, k=config.rrf_k)
+        fused = standout(rrf(rankings, k=config.rrf_k), semantic, share)
     else:
         fused = lexical or semantic
         if not lexical and cellular:
